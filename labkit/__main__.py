@@ -5,6 +5,7 @@ Commands:
   train            train a GAN into a run folder (checkpoint, history, sample grid)
   train-features   train the digit classifier whose features the metrics use
   evaluate         FID, precision, recall... of a trained run, beside the real floor
+  handouts         write notebooks/ from solutions/ (--check: only report differences)
 """
 
 from __future__ import annotations
@@ -110,6 +111,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_handouts(args: argparse.Namespace) -> int:
+    from . import handouts
+
+    return handouts.main(args.check, args.solutions, args.out)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m labkit", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -141,6 +148,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--data-root", default=None)
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("handouts", help="generate the student notebooks from the solutions")
+    p.add_argument("--solutions", default="solutions")
+    p.add_argument("--out", default="notebooks")
+    p.add_argument("--check", action="store_true", help="write nothing; exit 1 when notebooks/ differs")
+    p.set_defaults(func=cmd_handouts)
     return parser
 
 

@@ -318,10 +318,19 @@ def _fixed_noise(config: TrainConfig) -> tuple[torch.Tensor, torch.Tensor | None
 
 @torch.no_grad()
 def _snapshot(G: nn.Module, z: torch.Tensor, labels: torch.Tensor | None, device: torch.device) -> torch.Tensor:
+    """G's images for the fixed noise, drawn in training mode (BatchNorm on batch statistics).
+
+    Training mode shows what G learned even before its running statistics settle
+    (in eval mode an untrained G draws flat grey, not noise); the running
+    statistics are put back afterwards so a snapshot never changes training.
+    """
+    buffers = {name: b.clone() for name, b in G.named_buffers()}
     was_training = G.training
-    G.eval()
+    G.train()
     out = G(z.to(device), labels.to(device)) if labels is not None else G(z.to(device))
     G.train(was_training)
+    for name, b in G.named_buffers():
+        b.copy_(buffers[name])
     return out.float().clamp(-1, 1).cpu()
 
 

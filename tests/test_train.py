@@ -156,3 +156,12 @@ def test_conditional_mlp_is_refused():
 def test_wrong_channel_count_is_refused_before_training():
     with pytest.raises(ValueError, match="data images"):
         run(TrainConfig(**TINY), data=(torch.zeros(32, 3, 32, 32), torch.zeros(32, dtype=torch.long)))
+
+
+def test_snapshot_leaves_batchnorm_statistics_alone():
+    config = TrainConfig(**TINY)
+    G, _ = train.build_models(config)
+    before = {k: v.clone() for k, v in G.state_dict().items()}
+    images = train._snapshot(G, torch.randn(8, config.nz), None, torch.device("cpu"))
+    assert images.std() > 0.05  # an untrained G draws noise, not flat grey
+    assert all(torch.equal(before[k], v) for k, v in G.state_dict().items())
