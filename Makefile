@@ -6,7 +6,11 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.labkit-installed
 PYTEST_ARGS ?=
 
-.PHONY: setup data lab test clean-venv
+.PHONY: setup data lab test run handouts clean-venv
+
+PROFILE ?= full
+PARAMS ?=
+NOTEBOOKS ?=
 
 setup: $(STAMP)
 
@@ -24,6 +28,14 @@ lab: data
 
 test: data
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Every solution notebook, headless, into runs/<profile>-<time>/ with report.html.
+# make run PROFILE=quick PARAMS="epochs=2 nz=64" NOTEBOOKS="01_dcgan"
+run: data
+	$(PY) -m labkit run --profile "$(PROFILE)" --params "$(PARAMS)" --notebooks "$(NOTEBOOKS)"
+
+handouts: $(STAMP)
+	$(PY) -m labkit handouts
 
 clean-venv:
 	rm -rf $(VENV)

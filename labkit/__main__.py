@@ -6,12 +6,14 @@ Commands:
   train-features   train the digit classifier whose features the metrics use
   evaluate         FID, precision, recall... of a trained run, beside the real floor
   handouts         write notebooks/ from solutions/ (--check: only report differences)
+  run              execute every solution notebook into runs/<profile>-<time>/ with a report
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import sys
 import time
 import typing
@@ -97,8 +99,6 @@ def cmd_train_features(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    import json
-
     from . import metrics, train
 
     run = train.load_run(args.run_dir, device=args.device)
@@ -115,6 +115,15 @@ def cmd_handouts(args: argparse.Namespace) -> int:
     from . import handouts
 
     return handouts.main(args.check, args.solutions, args.out)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from . import runner
+
+    folder = runner.run_pack(args.profile, args.params, solutions=args.solutions, runs_root=args.runs_root,
+                             data_root=args.data_root, only=args.notebooks.split() if args.notebooks else None)
+    failed = [r for r in json.loads((folder / "results.json").read_text()) if not r["ok"]]
+    return 1 if failed else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -154,6 +163,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="notebooks")
     p.add_argument("--check", action="store_true", help="write nothing; exit 1 when notebooks/ differs")
     p.set_defaults(func=cmd_handouts)
+
+    p = sub.add_parser("run", help="execute every solution notebook headless into one report")
+    p.add_argument("--profile", default="full", help="full (the real lab) or quick (minutes on a CPU)")
+    p.add_argument("--params", default=None, help='overrides, e.g. "epochs=2 nz=64"')
+    p.add_argument("--notebooks", default=None, help='only these, e.g. "01_dcgan 03_wgan_metrics"')
+    p.add_argument("--solutions", default="solutions")
+    p.add_argument("--runs-root", default="runs")
+    p.add_argument("--data-root", default=None)
+    p.set_defaults(func=cmd_run)
     return parser
 
 

@@ -1,0 +1,458 @@
+"""Metrics: FID against its closed form, k-NN manifolds against a brute-force reference,
+the shipped feature network on real MNIST, and the degenerate generators students produce."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from labkit import data, metrics, models
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+# ------------------------------------------------------------------------- FID
+
+def random_spd(d: int, rng: np.random.Generator, scale: float = 1.0) -> np.ndarray:
+    a = rng.normal(size=(d, d))
+    return scale * (a @ a.T / d + 0.2 * np.eye(d))
+
+
+def frechet_closed_form(m1, s1, m2, s2) -> float:
+    """Fréchet distance from the true parameters, via the (non-symmetric) eigenvalues of S1 S2."""
+    tr_sqrt = np.sqrt(np.linalg.eigvals(s1 @ s2).real.clip(min=0)).sum()
+    return float(np.sum((m1 - m2) ** 2) + np.trace(s1) + np.trace(s2) - 2 * tr_sqrt)
+
+
+@pytest.mark.filterwarnings("error")
+def test_fid_matches_closed_form_for_gaussians():
+    rng = np.random.default_rng(0)
+    d, n = 10, 20_000
+    m1, m2 = np.zeros(d), rng.normal(scale=0.8, size=d)
+    s1, s2 = random_spd(d, rng), random_spd(d, rng, scale=2.0)
+    x = rng.multivariate_normal(m1, s1, size=n)
+    y = rng.multivariate_normal(m2, s2, size=n)
+    expected = frechet_closed_form(m1, s1, m2, s2)
+    assert expected > 5  # far enough apart for a relative tolerance to mean something
+    assert metrics.fid(x, y) == pytest.approx(expected, rel=0.03)
+    # from the true statistics the formula is exact
+    assert metrics.fid_from_stats(m1, s1, m2, s2) == pytest.approx(expected, rel=1e-9)
+    # torch input, any float dtype, gives the same number
+    assert metrics.fid(torch.from_numpy(x).float(), y) == pytest.approx(metrics.fid(x, y), rel=1e-4)
+
+
+@pytest.mark.filterwarnings("error")
+def test_fid_zero_for_identical_sets_and_symmetric():
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(500, 16)), rng.normal(loc=0.3, size=(400, 16)) * 1.5
+    assert metrics.fid(x, x) == pytest.approx(0.0, abs=1e-9)
+    assert metrics.fid(x, y) == pytest.approx(metrics.fid(y, x), rel=1e-9)
+    shifted = x + 2.0  # pure mean shift: FID is exactly the squared shift
+    assert metrics.fid(x, shifted) == pytest.approx(16 * 4.0, rel=1e-9)
+
+
+@pytest.mark.filterwarnings("error")
+def test_fid_singular_covariance_is_finite_and_real():
+    rng = np.random.default_rng(2)
+    basis = rng.normal(size=(3, 128))
+    x = rng.normal(size=(200, 3)) @ basis  # rank 3 in 128 dimensions
+    y = rng.normal(size=(50, 3)) @ basis + 0.1  # fewer samples than dimensions, too
+    constant = np.ones((40, 128))  # zero covariance
+    for a, b in ((x, y), (x, x), (x, constant), (constant, constant)):
+        value = metrics.fid(a, b)
+        assert isinstance(value, float) and math.isfinite(value) and value >= 0
+    assert metrics.fid(constant, constant) == 0.0
+    assert metrics.fid(x, x) == pytest.approx(0.0, abs=1e-8)
+
+
+def test_fid_rejects_bad_input():
+    x = np.zeros((10, 4))
+    with pytest.raises(ValueError, match="same feature dimension"):
+        metrics.fid(x, np.zeros((10, 5)))
+    with pytest.raises(ValueError, match="N >= 2"):
+        metrics.fid(x, np.zeros((1, 4)))
+    with pytest.raises(ValueError, match="NaN"):
+        metrics.fid(x, np.full((10, 4), np.nan))
+    with pytest.raises(ValueError, match="numpy array or torch tensor"):
+        metrics.fid([[0.0]], x)
+
+
+# ------------------------------------------------------------------------- k-NN manifolds
+
+def brute_force(real: np.ndarray, fake: np.ndarray, k_pr: int = 3, k_dc: int = 5) -> dict[str, float]:
+    """The four definitions written out with full distance matrices (small data only)."""
+    def dist(a, b):
+        return np.sqrt(((a[:, None, :] - b[None, :, :]) ** 2).sum(-1))
+
+    d_rr, d_ff, d_fr = dist(real, real), dist(fake, fake), dist(fake, real)
+    r_real = lambda k: np.sort(d_rr, axis=1)[:, k]  # noqa: E731 - index 0 is the point itself
+    r_fake = np.sort(d_ff, axis=1)[:, k_pr]
+    return {
+        "precision": float((d_fr <= r_real(k_pr)[None, :]).any(1).mean()),
+        "recall": float((d_fr <= r_fake[:, None]).any(0).mean()),
+        "density": float((d_fr <= r_real(k_dc)[None, :]).sum() / (k_dc * len(fake))),
+        "coverage": float((d_fr.min(0) <= r_real(k_dc)).mean()),
+    }
+
+
+def overlapping_sets(seed=3, n_real=300, n_fake=250, d=8):
+    rng = np.random.default_rng(seed)
+    real = rng.normal(size=(n_real, d))
+    fake = rng.normal(loc=0.8, scale=1.0, size=(n_fake, d))
+    return real, fake
+
+
+def test_manifold_metrics_match_brute_force_and_batching():
+    real, fake = overlapping_sets()
+    expected = brute_force(real, fake)
+    assert 0.2 < expected["precision"] < 0.95 and 0.2 < expected["recall"] < 0.95  # a non-trivial case
+    for batch_size in (7, 64, 10_000):
+        p, r = metrics.precision_recall(real, fake, k=3, batch_size=batch_size)
+        d, c = metrics.density_coverage(real, fake, k=5, batch_size=batch_size)
+        assert (p, r) == pytest.approx((expected["precision"], expected["recall"]), abs=1e-12)
+        assert (d, c) == pytest.approx((expected["density"], expected["coverage"]), abs=1e-12)
+
+
+def test_knn_radii_is_kth_neighbour_excluding_self():
+    x = np.array([[0.0], [1.0], [3.0], [7.0]])
+    assert metrics.knn_radii(x, k=1).tolist() == [1.0, 1.0, 2.0, 4.0]
+    assert metrics.knn_radii(x, k=2, batch_size=1).tolist() == [3.0, 2.0, 3.0, 6.0]
+
+
+def test_precision_recall_identical_and_disjoint():
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(400, 16))
+    assert metrics.precision_recall(x, x) == (1.0, 1.0)
+    assert metrics.density_coverage(x, x)[1] == 1.0
+    far = rng.normal(size=(300, 16)) + 50.0
+    assert metrics.precision_recall(x, far) == (0.0, 0.0)
+    assert metrics.density_coverage(x, far) == (0.0, 0.0)
+    # half the fakes on the real cloud, half far away: precision is halved exactly
+    near = rng.normal(size=(200, 16))
+    p_near, _ = metrics.precision_recall(x, near)
+    p_half, _ = metrics.precision_recall(x, np.concatenate([near, far[:200]]))
+    assert p_near > 0.6 and p_half == pytest.approx(p_near / 2)
+
+
+def test_manifold_metrics_reject_bad_input():
+    x = np.zeros((10, 4))
+    with pytest.raises(ValueError, match="k=10 needs more than 10 samples"):
+        metrics.precision_recall(x, x, k=10)
+    with pytest.raises(ValueError, match="k must be an int >= 1"):
+        metrics.density_coverage(x, x, k=0)
+    with pytest.raises(ValueError, match="same feature dimension"):
+        metrics.precision_recall(x, np.zeros((10, 3)))
+    with pytest.raises(ValueError, match="batch_size"):
+        metrics.precision_recall(x, x, batch_size=0)
+
+
+def test_blocks_never_build_the_full_distance_matrix(monkeypatch):
+    rng = np.random.default_rng(5)
+    n, batch_size = 10_000, 500
+    real = rng.normal(size=(n, 4)).astype(np.float32)
+    fake = rng.normal(size=(n, 4)).astype(np.float32)
+    shapes = []
+    real_cdist = torch.cdist
+
+    def recording_cdist(a, b, *args, **kwargs):
+        shapes.append((a.shape[0], b.shape[0]))
+        return real_cdist(a, b, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "cdist", recording_cdist)
+    p, r = metrics.precision_recall(real, fake, batch_size=batch_size)
+    assert shapes and max(rows for rows, _ in shapes) <= batch_size
+    assert max(rows * cols for rows, cols in shapes) <= batch_size * n  # 500 x 10k, never 10k x 10k
+    assert len(shapes) == 3 * n // batch_size  # real radii, fake radii, fake x real
+    assert 0.6 < p < 1 and 0.6 < r < 1  # same distribution
+    shapes.clear()
+    d, c = metrics.density_coverage(real, fake[:1000], batch_size=batch_size)
+    assert max(rows * cols for rows, cols in shapes) <= batch_size * n
+    assert len(shapes) == (n + 1000) // batch_size  # real radii, fake x real
+    assert 0.6 < d < 1.4 and 0.3 < c <= 1  # 1000 fakes cover ~1 - (1 - 5/10k)^1000 of the reals
+
+
+# ------------------------------------------------------------------------- classes
+
+def test_class_coverage_summary():
+    uniform = np.full(10, 0.1)
+    assert metrics.class_coverage(uniform) == {"class_min_share": 0.1, "class_max_share": 0.1, "classes_covered": 10}
+    one = np.eye(10)[3]
+    assert metrics.class_coverage(one) == {"class_min_share": 0.0, "class_max_share": 1.0, "classes_covered": 1}
+    with pytest.raises(ValueError, match="10 non-negative class shares"):
+        metrics.class_coverage(np.ones(9) / 9)
+
+
+# ------------------------------------------------------------------------- feature network
+
+def test_classifier_shapes_and_feature_length():
+    net = metrics.DigitClassifier().eval()
+    x = torch.rand(4, 1, 32, 32) * 2 - 1
+    assert net(x).shape == (4, 10)
+    f = net.features(x)
+    assert f.shape == (4, metrics.FEATURE_DIM)
+    assert torch.allclose(f.norm(dim=1), torch.full((4,), math.sqrt(metrics.FEATURE_DIM)), rtol=1e-5)
+
+
+def test_weights_file_small_and_loadable_with_weights_only():
+    size = metrics.WEIGHTS_FILE.stat().st_size
+    assert size < 1_000_000
+    checkpoint = torch.load(metrics.WEIGHTS_FILE, map_location="cpu", weights_only=True)
+    assert set(checkpoint) == {"state_dict", "meta"}
+    assert checkpoint["meta"]["accuracy"] >= 0.99 and checkpoint["meta"]["seed"] == 0
+
+
+def test_load_feature_net_names_file_and_command(tmp_path):
+    missing = tmp_path / "nothing.pt"
+    with pytest.raises(FileNotFoundError, match="python -m labkit train-features") as info:
+        metrics.load_feature_net("cpu", path=missing)
+    assert str(missing) in str(info.value)
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(b"not a checkpoint")
+    with pytest.raises(RuntimeError, match="python -m labkit train-features") as info:
+        metrics.load_feature_net("cpu", path=corrupt)
+    assert str(corrupt) in str(info.value)
+    wrong = tmp_path / "wrong.pt"
+    torch.save({"state_dict": {"w": torch.zeros(2)}, "meta": {}}, wrong)
+    with pytest.raises(RuntimeError, match="do not match DigitClassifier"):
+        metrics.load_feature_net("cpu", path=wrong)
+
+
+@pytest.fixture(scope="module")
+def net():
+    return metrics.load_feature_net("cpu")
+
+
+def test_features_validate_images(net):
+    good = torch.zeros(3, 1, 32, 32)
+    out = metrics.features(good, net)
+    assert isinstance(out, np.ndarray) and out.dtype == np.float64 and out.shape == (3, 128)
+    for bad, match in ((torch.zeros(3, 3, 32, 32), r"shape \(N, 1, 32, 32\)"),
+                       (torch.zeros(3, 1, 28, 28), r"shape \(N, 1, 32, 32\)"),
+                       (torch.full((3, 1, 32, 32), 255.0), r"\[-1, 1\]"),
+                       (torch.full((3, 1, 32, 32), float("nan")), "NaN"),
+                       (torch.zeros(3, 1, 32, 32, dtype=torch.uint8), "float"),
+                       ([0.0], "torch tensor")):
+        with pytest.raises(ValueError, match=match):
+            metrics.features(bad, net)
+
+
+def test_train_feature_net_is_seeded(tmp_path, mnist_root):
+    """Same seed, same weights (a tiny run: the real one is `python -m labkit train-features`)."""
+    state = torch.get_rng_state()
+    kwargs = dict(root=mnist_root, epochs=1, n_train=256, batch_size=64, device="cpu")
+    a = metrics.train_feature_net(**kwargs, out=tmp_path / "a.pt")
+    b = metrics.train_feature_net(**kwargs, out=tmp_path / "b.pt")
+    assert torch.equal(torch.get_rng_state(), state)  # the global RNG is untouched
+    sa = torch.load(tmp_path / "a.pt", weights_only=True)
+    sb = torch.load(tmp_path / "b.pt", weights_only=True)
+    assert a == b and sa["meta"]["accuracy"] == a
+    assert all(torch.equal(sa["state_dict"][k], sb["state_dict"][k]) for k in sa["state_dict"])
+    metrics.load_feature_net("cpu", path=tmp_path / "a.pt")  # loadable as shipped weights are
+    with pytest.raises(ValueError, match="epochs"):
+        metrics.train_feature_net(epochs=0, out=None)
+
+
+# ------------------------------------------------------------------------- real MNIST
+
+@pytest.fixture(scope="module")
+def mnist_root():
+    root = os.environ.get("LABKIT_DATA") or str(REPO / "data")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LABKIT_OFFLINE", "1")
+        data.fetch_mnist(root, verbose=False)
+    return root
+
+
+@pytest.fixture(scope="module")
+def mnist_train(mnist_root):
+    return data.as_tensors(data.mnist(mnist_root, train=True, n=20_000, seed=1))
+
+
+class BankGenerator(nn.Module):
+    """A stand-in "generator" that hands out stored images: real digits, noise, blanks...
+
+    Unconditional: images in order. Conditional (n_classes=10): for G(z, y), the next image of class y.
+    ``ignore_y`` makes a conditional G that hands out images in order whatever y says.
+    """
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor | None = None, n_classes: int = 0,
+                 ignore_y: bool = False):
+        super().__init__()
+        self.nz, self.n_classes, self.ignore_y = 8, n_classes, ignore_y
+        self.images, self.labels = images, labels
+        self.next = 0
+        self.next_of = {c: 0 for c in range(10)}
+
+    def forward(self, z, y=None):
+        b = z.shape[0]
+        if self.n_classes and y is None:
+            raise ValueError("y is required")
+        if not self.n_classes or self.ignore_y:
+            idx = torch.arange(self.next, self.next + b) % len(self.images)
+            self.next += b
+            return self.images[idx]
+        out = []
+        for c in y.tolist():
+            pool = (self.labels == c).nonzero().flatten()
+            out.append(self.images[pool[self.next_of[c] % len(pool)]])
+            self.next_of[c] += 1
+        return torch.stack(out)
+
+
+def test_shipped_net_accuracy_on_full_test_set(net, mnist_root):
+    x, y = data.as_tensors(data.mnist(mnist_root, train=False))
+    predicted = metrics.predict(x, net)
+    assert len(predicted) == 10_000
+    assert (predicted == y.numpy()).mean() >= 0.99
+
+
+def test_feature_length_is_what_keeps_blank_images_out(net, mnist_root):
+    """Why features() drops the length: on raw pre-activations blank images look perfect."""
+    real, _ = data.as_tensors(data.mnist(mnist_root, train=False))
+    blank = -torch.ones(20, 1, 32, 32)
+    with torch.no_grad():
+        raw_real = torch.cat([net.body(real[i:i + 1000]) for i in range(0, len(real), 1000)])
+        raw_blank = net.body(blank)
+    assert metrics.precision_recall(raw_real, raw_blank)[0] > 0.9  # the blind spot (measured: 1.0)
+    normalised = metrics.DigitClassifier.normalise
+    assert metrics.precision_recall(normalised(raw_real), normalised(raw_blank))[0] == 0.0
+
+
+def test_real_floor_10k(mnist_root):
+    floor = metrics.real_floor(root=mnist_root, n=10_000, cache=False)
+    assert floor["n"] == 10_000
+    assert floor["fid"] < 0.5
+    assert floor["precision"] > 0.8 and floor["recall"] > 0.8
+    assert 0.8 < floor["density"] < 1.2 and floor["coverage"] > 0.9
+    assert floor["classes_covered"] == 10 and floor["class_max_share"] < 0.13
+    assert floor["label_accuracy"] > 0.99
+    table = metrics.format_metrics(floor, floor)
+    assert "FID" in table and "real floor" in table and "precision" in table
+
+
+def test_real_floor_cache(mnist_root, tmp_path):
+    # a private root that shares the real MNIST files, so the cache file lands in tmp_path
+    (tmp_path / "MNIST").symlink_to(Path(mnist_root).resolve() / "MNIST")
+    floor = metrics.real_floor(root=tmp_path, n=1000, seed=3)
+    cache = json.loads((tmp_path / "labkit-cache" / "real_floor.json").read_text())
+    (key, stored), = cache.items()
+    assert key.endswith("-n1000-seed3-k3") and stored["fid"] == floor["fid"]
+    assert metrics.real_floor(root=tmp_path, n=1000, seed=3) == floor  # from memory
+    metrics._FLOORS.clear()
+    assert metrics.real_floor(root=tmp_path, n=1000, seed=3) == floor  # from disk
+    stored["fid"] = -1.0  # the disk cache really is what gets returned
+    (tmp_path / "labkit-cache" / "real_floor.json").write_text(json.dumps({key: stored}))
+    metrics._FLOORS.clear()
+    assert metrics.real_floor(root=tmp_path, n=1000, seed=3)["fid"] == -1.0
+    assert metrics.real_floor(root=tmp_path, n=1000, seed=3, cache=False)["fid"] == floor["fid"]
+
+
+@pytest.fixture(scope="module")
+def real_scores(mnist_root, mnist_train):
+    images, _ = mnist_train
+    return metrics.evaluate(BankGenerator(images[:2000]), n=2000, root=mnist_root, device="cpu")
+
+
+def test_real_images_score_near_the_floor(real_scores):
+    assert real_scores["fid"] < 2.0
+    assert real_scores["precision"] > 0.8 and real_scores["recall"] > 0.8
+    assert real_scores["density"] > 0.8 and real_scores["classes_covered"] == 10
+
+
+@pytest.mark.parametrize("kind", ["uniform noise", "blank", "near-blank", "faint digits", "blobs"])
+def test_degenerate_generators_score_bad(kind, mnist_root, mnist_train, real_scores):
+    gen = torch.Generator().manual_seed(0)
+    n = 2000
+    images = mnist_train[0][:n]
+    if kind == "uniform noise":
+        fake = torch.rand(n, 1, 32, 32, generator=gen) * 2 - 1
+    elif kind == "blank":
+        fake = -torch.ones(n, 1, 32, 32)
+    elif kind == "near-blank":
+        fake = -1 + 0.05 * torch.rand(n, 1, 32, 32, generator=gen)
+    elif kind == "faint digits":
+        fake = images * 0.1 - 0.9
+    else:
+        yy, xx = torch.meshgrid(torch.arange(32.0), torch.arange(32.0), indexing="ij")
+        radius = 4 + 5 * torch.rand(n, 1, 1, 1, generator=gen)
+        fake = torch.where((yy - 16) ** 2 + (xx - 16) ** 2 < radius**2, 1.0, -1.0)
+    scores = metrics.evaluate(BankGenerator(fake), n=n, root=mnist_root, device="cpu")
+    assert scores["fid"] > 30 * real_scores["fid"] and scores["fid"] > 20
+    # measured: 0.0 for noise and (near-)blank images, 0.11-0.14 for blobs and faint digits
+    # (a filled disk is a fat "0"), against 0.85 for real digits
+    assert scores["precision"] < (0.2 if kind in ("faint digits", "blobs") else 0.02), scores
+    assert scores["recall"] < 0.05 and scores["density"] < 0.1 and scores["coverage"] < 0.05
+
+
+def test_one_digit_generator_is_flagged(mnist_root, mnist_train, real_scores):
+    images, labels = mnist_train
+    ones = images[labels == 1][:2000]
+    scores = metrics.evaluate(BankGenerator(ones), n=2000, root=mnist_root, device="cpu")
+    assert scores["precision"] > 0.7  # each image is a fine digit...
+    assert scores["recall"] < 0.25 and scores["coverage"] < 0.25  # ...but only one kind
+    assert scores["classes_covered"] == 1 and scores["class_max_share"] > 0.95
+    assert scores["fid"] > 30 * real_scores["fid"]
+    hist = metrics.class_histogram(ones[:500])
+    assert hist.shape == (10,) and hist.sum() == pytest.approx(1.0) and hist[1] > 0.95
+
+
+def test_label_accuracy_of_conditional_generators(mnist_train, net):
+    images, labels = mnist_train
+    faithful = BankGenerator(images, labels, n_classes=10)
+    scores = metrics.label_accuracy(faithful, n_per_class=100, net=net, device="cpu")
+    assert scores["overall"] > 0.98 and len(scores["per_class"]) == 10 and min(scores["per_class"]) > 0.9
+    careless = BankGenerator(images, labels, n_classes=10, ignore_y=True)
+    scores = metrics.label_accuracy(careless, n_per_class=100, net=net, device="cpu")
+    assert 0.05 < scores["overall"] < 0.16
+    with pytest.raises(ValueError, match="conditional"):
+        metrics.label_accuracy(BankGenerator(images), net=net)
+
+
+def test_evaluate_dcgan_is_seeded_and_leaves_state_alone(mnist_root, net):
+    torch.manual_seed(123)
+    G = models.DCGANGenerator(nz=16, ngf=8, n_classes=10).train()
+    rng_state = torch.get_rng_state()
+    a = metrics.evaluate(G, n=300, root=mnist_root, device="cpu", batch_size=128)
+    b = metrics.evaluate(G, n=300, root=mnist_root, device="cpu", batch_size=128)
+    assert torch.equal(torch.get_rng_state(), rng_state) and G.training
+    keys = {"fid", "precision", "recall", "density", "coverage", "class_min_share", "class_max_share",
+            "classes_covered", "label_accuracy", "label_accuracy_per_class", "n", "seconds", "timings"}
+    assert set(a) == keys
+    assert {k: a[k] for k in keys - {"seconds", "timings"}} == {k: b[k] for k in keys - {"seconds", "timings"}}
+    assert a["fid"] > 20 and a["n"] == 300  # an untrained G is nowhere near the floor
+    mlp = metrics.evaluate(models.MLPGenerator(nz=16, hidden=(32,)), n=50, real=G(torch.randn(40, 16),
+                           torch.arange(40) % 10).detach(), device="cpu", net=net)
+    assert "label_accuracy" not in mlp and math.isfinite(mlp["fid"])
+
+
+def test_evaluate_rejects_bad_generators(net):
+    class NoAttributes(nn.Module):
+        def forward(self, z):
+            return z
+
+    with pytest.raises(ValueError, match="nz"):
+        metrics.evaluate(NoAttributes(), n=10, net=net)
+    wide = BankGenerator(torch.full((20, 1, 32, 32), 3.0))
+    with pytest.raises(ValueError, match=r"G's output must lie in \[-1, 1\]"):
+        metrics.evaluate(wide, n=20, real=torch.zeros(20, 1, 32, 32), net=net, device="cpu")
+    with pytest.raises(ValueError, match="n must be an int"):
+        metrics.evaluate(wide, n=2, net=net)
+
+
+def test_format_metrics_aligns_columns():
+    model = {"fid": 12.3456, "precision": 0.5, "recall": 0.25, "n": 10_000, "seconds": 3.2}
+    floor = {"fid": 0.4, "precision": 0.9, "recall": 0.9, "n": 10_000, "seconds": 1.0}
+    lines = metrics.format_metrics(model, floor).splitlines()
+    assert lines[0].split() == ["metric", "model", "real", "floor", "better"]
+    assert "12.35" in lines[2] and "0.40" in lines[2]
+    assert len({len(line) for line in lines[:5]}) == 1  # the columns line up
+    assert "density" not in "\n".join(lines)  # only the metrics given are shown
+    with pytest.raises(ValueError, match="metrics must be the dict"):
+        metrics.format_metrics([1, 2])

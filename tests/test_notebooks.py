@@ -1,0 +1,105 @@
+"""Every solution notebook runs headless on small parameters; nbval re-runs it; handouts run too.
+
+The solutions are executed once per session with papermill into a temporary
+folder; the handouts then run on the same run folder (its trained runs are
+reused, so they take seconds), and nbval re-executes the papermill outputs to
+check that the cells marked ``# NBVAL_CHECK_OUTPUT`` give the same outputs for
+the same seed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import papermill
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SOLUTIONS = sorted((ROOT / "solutions").glob("*.ipynb"))
+DATA = Path(os.environ.get("LABKIT_DATA", ROOT / "data")).resolve()
+# Small values for every parameter a notebook may declare; each notebook gets those it declares.
+SMALL = dict(epochs=1, n_train=512, n_eval=500, ablation_images=512, batch_size=64, data_root=str(DATA))
+QUESTIONS = {"01_dcgan": range(1, 6), "02_cgan": range(6, 10), "03_wgan_metrics": range(10, 14)}
+
+pytestmark = pytest.mark.skipif(not SOLUTIONS, reason="no solution notebooks yet")
+
+
+@pytest.fixture(scope="session")
+def workdir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("notebooks")
+
+
+def small_parameters(path: Path, workdir: Path) -> dict:
+    declared = papermill.inspect_notebook(str(path))
+    params = {k: v for k, v in SMALL.items() if k in declared}
+    params["run_dir"] = str(workdir / "runs")
+    return params
+
+
+def execute(path: Path, out: Path, workdir: Path) -> nbformat.NotebookNode:
+    papermill.execute_notebook(str(path), str(out), parameters=small_parameters(path, workdir),
+                               kernel_name="python3", cwd=str(workdir), progress_bar=False)
+    return nbformat.read(out, as_version=4)
+
+
+_executed: dict[str, Path] = {}
+
+
+def executed_solution(path: Path, workdir: Path) -> Path:
+    if path.stem not in _executed:
+        out = workdir / f"{path.stem}.solution.ipynb"
+        execute(path, out, workdir)
+        _executed[path.stem] = out
+    return _executed[path.stem]
+
+
+def error_outputs(nb: nbformat.NotebookNode) -> list[str]:
+    return [f"{o.get('ename')}: {o.get('evalue')}" for c in nb.cells if c.cell_type == "code"
+            for o in c.get("outputs", []) if o.get("output_type") == "error"]
+
+
+@pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: p.stem)
+def test_solution_runs_and_answers_every_question(path, workdir):
+    nb = nbformat.read(executed_solution(path, workdir), as_version=4)
+    assert not error_outputs(nb)
+    answers = {c.metadata.get("labkit", {}).get("question"): c.source.strip() for c in nb.cells
+               if "solution" in c.metadata.get("tags", [])}
+    for q in QUESTIONS.get(path.stem, []):
+        assert len(answers.get(q, "")) > 200, f"question {q} has no real answer"
+    images = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+              if "image/png" in o.get("data", {})]
+    assert len(images) >= 3, "the executed notebook should show its figures"
+    runs = workdir / "runs"
+    assert list(runs.rglob("*.png")), "figures are saved into the run folder for reports"
+    assert list(runs.rglob("*.json")), "metrics and histories are saved into the run folder"
+
+
+@pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: p.stem)
+def test_nbval_reruns_give_the_same_checked_outputs(path, workdir):
+    executed = executed_solution(path, workdir)
+    nb = nbformat.read(executed, as_version=4)
+    assert any(c.source.startswith("# NBVAL_CHECK_OUTPUT") for c in nb.cells if c.cell_type == "code")
+    result = subprocess.run([sys.executable, "-m", "pytest", "--nbval-lax", "-q", "-p", "no:cacheprovider",
+                             "--nbval-current-env", str(executed)],
+                            cwd=workdir, capture_output=True, text=True, timeout=1200)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+
+
+@pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: p.stem)
+def test_handout_runs_end_to_end_on_labkit_reference(path, workdir):
+    executed_solution(path, workdir)  # trains the runs the handout then reuses
+    handout = ROOT / "notebooks" / path.name
+    nb = execute(handout, workdir / f"{path.stem}.handout.ipynb", workdir)
+    assert not error_outputs(nb)
+    text = json.dumps([c.get("outputs", []) for c in nb.cells if c.cell_type == "code"])
+    exercises = [c for c in nb.cells if c.metadata.get("labkit", {}).get("exercise")]
+    assert exercises and "not done yet" in text, "an untouched handout should say each exercise is not done yet"
+    for cell in exercises:
+        assert "### BEGIN SOLUTION" not in cell.source and "NotImplementedError" in cell.source
+    prompts = {c.metadata.get("labkit", {}).get("question") for c in nb.cells if "answer" in c.metadata.get("tags", [])}
+    assert set(QUESTIONS.get(path.stem, [])) <= prompts
