@@ -144,6 +144,6 @@ def run_pack(profile: str = "full", params: str | None = None, solutions: str | 
         status = "ok" if result.ok else f"FAILED in cell {result.error_cell}: {result.error}"
         print(f"  {status} ({result.seconds:.0f} s)", flush=True)
         (folder / "results.json").write_text(json.dumps([asdict(r) for r in results], indent=2))
-    paths = report.write_report(folder, results, profile)
+    paths = report.write_report(folder, results, profile, data_root=data_root)
     print(f"report: {paths[0]} and {paths[1]}")
     return folder
