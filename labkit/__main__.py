@@ -7,6 +7,7 @@ Commands:
   evaluate         FID, precision, recall... of a trained run, beside the real floor
   handouts         write notebooks/ from solutions/ (--check: only report differences)
   run              execute every solution notebook into runs/<profile>-<time>/ with a report
+  grade            grade students' handouts (grade-one / grade-collect to fan out over machines)
 """
 
 from __future__ import annotations
@@ -172,6 +173,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs-root", default="runs")
     p.add_argument("--data-root", default=None)
     p.set_defaults(func=cmd_run)
+
+    from . import grading
+
+    grading.add_commands(sub)
     return parser
 
 

@@ -363,13 +363,15 @@ class MLPDiscriminator(nn.Module):
 
 
 def build_models(model: str = "dcgan", nz: int = 100, ngf: int = 32, ndf: int = 32, nc: int = 1,
-                 n_classes: int = 0, init: str = "dcgan", critic_norm: str = "batch") -> tuple[nn.Module, nn.Module]:
+                 n_classes: int = 0, init: str = "dcgan", critic_norm: str = "batch",
+                 g_norm: str = "none") -> tuple[nn.Module, nn.Module]:
     """Build a (G, D) pair by name, so a notebook or config names the model in one word.
 
     "dcgan": DCGANGenerator + DCGANDiscriminator (conditional when n_classes > 0).
     "mlp": MLPGenerator + MLPDiscriminator with their default hidden sizes (ngf and ndf are
     ignored; n_classes must be 0). ``critic_norm`` is D's normalisation for both; lab 2's MLP
-    critic uses "none", and a WGAN-GP critic "layer" or "none".
+    critic uses "none", and a WGAN-GP critic "layer" or "none". ``g_norm`` is the MLP
+    generator's normalisation ("batch" or "none"); the DCGAN generator always uses BatchNorm.
     """
     _check_choice("model", model, MODELS)
     if model == "mlp":
@@ -377,7 +379,8 @@ def build_models(model: str = "dcgan", nz: int = 100, ngf: int = 32, ndf: int = 
         if n_classes != 0:
             raise ValueError(f"n_classes must be 0 for model='mlp' (only 'dcgan' is conditional), got {n_classes!r}")
         _check_choice("critic_norm", critic_norm, NORMS)
-        return (MLPGenerator(nz=nz, nc=nc, init=init),
+        _check_choice("g_norm", g_norm, G_NORMS)
+        return (MLPGenerator(nz=nz, nc=nc, init=init, norm=g_norm),
                 MLPDiscriminator(nc=nc, norm=critic_norm, init=init))
     _check_choice("critic_norm", critic_norm, NORMS)
     _check_positive_int("ndf", ndf)  # D's own check, made before G is built

@@ -39,6 +39,7 @@ OPTIMIZERS = ("adam", "rmsprop")
 MODELS = ("dcgan", "mlp")
 DATASETS = ("mnist", "cifar10")
 CRITIC_NORMS = ("batch", "layer", "none")
+G_NORMS = ("batch", "none")  # the MLP generator's hidden layers; DCGAN's G always uses BatchNorm
 INITS = ("dcgan", "default")
 
 
@@ -65,6 +66,7 @@ class TrainConfig:
     ndf: int = 32
     init: str = "dcgan"
     critic_norm: str = "batch"
+    g_norm: str = "none"
     loss: str = "gan"
     epochs: int = 5
     batch_size: int = 128
@@ -109,6 +111,7 @@ class TrainConfig:
         choice("optimizer", OPTIMIZERS)
         choice("init", INITS)
         choice("critic_norm", CRITIC_NORMS)
+        choice("g_norm", G_NORMS)
         if not isinstance(self.device, str) or self.device.split(":")[0] not in DEVICES:
             raise ValueError(f"device must be one of {DEVICES} (or 'cuda:N'), got {self.device!r}")
         for name in ("nz", "ngf", "ndf", "epochs", "batch_size", "n_critic", "n_samples"):
@@ -466,8 +469,8 @@ def fit(G: nn.Module, D: nn.Module, data, config: TrainConfig | None = None, run
                 idx = perm[(step * config.n_critic + k) * config.batch_size:][:config.batch_size]
                 batch_labels = labels[idx] if config.conditional else None
                 d_loss, d_real, d_fake, gp = _d_step(G, D, images[idx], batch_labels, config, opt_d, gen)
-            g_loss, g_norm = _g_step(G, D, config.batch_size, config, opt_g, gen, device)
-            stats.append(torch.stack([d_loss, g_loss, d_real, d_fake, g_norm, gp]))
+            g_loss, g_grad = _g_step(G, D, config.batch_size, config, opt_g, gen, device)
+            stats.append(torch.stack([d_loss, g_loss, d_real, d_fake, g_grad, gp]))
             bar.update()
             if step % 25 == 0 or step == steps_per_epoch - 1:
                 bar.set_postfix(d_loss=float(d_loss), g_loss=float(g_loss), d_x=float(d_real), d_gz=float(d_fake))
@@ -508,7 +511,7 @@ def build_models(config: TrainConfig) -> tuple[nn.Module, nn.Module]:
     torch.manual_seed(config.seed)
     G, D = models.build_models(
         config.model, nz=config.nz, ngf=config.ngf, ndf=config.ndf, nc=config.nc,
-        n_classes=config.n_classes, init=config.init, critic_norm=config.critic_norm,
+        n_classes=config.n_classes, init=config.init, critic_norm=config.critic_norm, g_norm=config.g_norm,
     )
     if config.conditional and not config.d_uses_labels:
         D = models.build_models(config.model, nz=config.nz, ngf=config.ngf, ndf=config.ndf, nc=config.nc,

@@ -1,0 +1,354 @@
+"""Comparisons of trained runs: the ablations of lab 1 (question 5) and notebook 02's comparisons.
+
+An :class:`Ablation` is the default :class:`~labkit.train.TrainConfig` with one thing
+changed (nz, the initialisation, the widths, lr, beta1, the batch size, the dataset).
+Every ablation of a plan gets the same *image budget* as the default run it is compared
+with: on a CPU the lab's full settings would take hours (ngf = 128 / ndf = 256 alone costs
+about 68 minutes per epoch of MNIST on 2 cores), so the comparison is made at a stated
+number of training images, and the plan says when a setting was sized down.
+
+:func:`run_plan` trains (or reloads) every run with ``train.fit_or_load`` and evaluates
+it with ``labkit.metrics`` (results cached beside the run), :func:`comparison_figure`
+draws samples, losses and D's outputs of every run in one figure, and
+:func:`markdown_table` / :func:`save_table` give the table (time, FID, precision, recall,
+class coverage) for the notebook and for a report.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
+
+from . import data, metrics, plots, train
+from .device import resolve_device
+from .train import Run, TrainConfig, TrainingDiverged
+
+DATASET_SIZES = {"mnist": 60_000, "cifar10": 50_000}
+SMALL_NZ = (2, 8)
+LARGE_NZ = 10_000
+LAB_WIDE = (128, 256)  # the write-ups' wider networks (ngf, ndf): for GPUs
+DEFAULT_NAME = "dcgan-default"
+
+
+@dataclass(frozen=True)
+class Ablation:
+    """One run of a comparison: a run-folder ``name``, a ``label`` saying what changed, its config."""
+
+    name: str
+    label: str
+    config: TrainConfig
+    note: str = ""
+
+
+@dataclass
+class Result:
+    """A trained run with its metrics (None where they do not apply, e.g. CIFAR-10 or a diverged run)."""
+
+    label: str
+    run: Run | None
+    metrics: dict[str, Any] | None = None
+    note: str = ""
+    name: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.run is not None
+
+
+# --------------------------------------------------------------------------- budgets and plans
+
+
+def _available(config: TrainConfig) -> int:
+    return config.n_train if config.n_train is not None else DATASET_SIZES[config.dataset]
+
+
+def budget_config(config: TrainConfig, images: int) -> TrainConfig:
+    """``config`` trained on about ``images`` images: a subset when that is less than the data, else whole epochs.
+
+    With the default 60,000 images and full MNIST that is one epoch; a CI run with
+    ``n_train=512`` and ``images=512`` is one epoch of its 512 images.
+    """
+    if isinstance(images, bool) or not isinstance(images, int) or images < 1:
+        raise ValueError(f"images must be a positive integer (a number of training images), got {images!r}")
+    available = _available(config)
+    if images < available:
+        if images < config.batch_size:
+            raise ValueError(f"images={images} is smaller than one batch (batch_size={config.batch_size})")
+        return config.replace(n_train=images, epochs=1)
+    return config.replace(epochs=max(1, round(images / available)))
+
+
+def cifar10_present(root: str | os.PathLike | None = None) -> bool:
+    """True when CIFAR-10 is on disk under ``root`` (extracted, or its archive), so no download is needed."""
+    from torchvision import datasets
+
+    folder = Path(data.data_root(root))
+    return (folder / datasets.CIFAR10.base_folder / "data_batch_1").is_file() or (folder / datasets.CIFAR10.filename).is_file()
+
+
+def cifar10_instructions(root: str | os.PathLike | None = None) -> str:
+    """How to get CIFAR-10 into ``root`` (printed when the CIFAR-10 ablation is skipped)."""
+    root = data.data_root(root)
+    return (f"CIFAR-10 is not under {root!s}, so its ablation is skipped. With internet, run\n"
+            f"    python -c \"from labkit import data; data.cifar10({str(root)!r})\"\n"
+            f"(downloads 170 MB once), then run this cell again. "
+            + data._cifar_help(str(root)))
+
+
+def lab1_plan(base: TrainConfig, images: int, data_root: str | os.PathLike | None = None,
+              cifar: bool = True) -> tuple[Ablation, list[Ablation], list[str]]:
+    """The default run and the ablations of question 5, each trained on ``images`` images.
+
+    Returns ``(default, ablations, skipped)``: ``skipped`` holds one message per ablation
+    left out (CIFAR-10 without its data, a batch larger than the budget). On a CPU the
+    wide networks are 2x the default widths instead of the lab's ngf=128 / ndf=256.
+    """
+    default_cfg = budget_config(base, images)
+    default = Ablation(DEFAULT_NAME, "default", default_cfg,
+                       f"nz={base.nz}, ngf={base.ngf}, ndf={base.ndf}, lr={base.lr:g}, beta1={base.beta1:g}, "
+                       f"batch {base.batch_size}, {base.init} init")
+    accelerator = resolve_device(base.device).type != "cpu"
+    candidates: list[tuple[str, str, dict[str, Any], str]] = []
+    for nz in (*SMALL_NZ, LARGE_NZ):
+        candidates.append((f"nz-{nz}", f"nz = {nz}", {"nz": nz}, ""))
+    candidates.append(("init-default", "PyTorch's default init", {"init": "default"}, ""))
+    narrow = (max(1, base.ngf // 2), max(1, base.ndf // 2))
+    candidates.append(("narrow", f"narrower: ngf = {narrow[0]}, ndf = {narrow[1]}", {"ngf": narrow[0], "ndf": narrow[1]}, ""))
+    if accelerator:
+        wide, note = LAB_WIDE, ""
+    else:
+        wide = (base.ngf * 2, base.ndf * 2)
+        note = (f"sized down on CPU: the lab's ngf = {LAB_WIDE[0]} / ndf = {LAB_WIDE[1]} costs about 68 minutes "
+                f"per 60k images on 2 cores; a GPU run uses them")
+    candidates.append(("wide", f"wider: ngf = {wide[0]}, ndf = {wide[1]}", {"ngf": wide[0], "ndf": wide[1]}, note))
+    candidates.append(("lr-high", f"lr = {base.lr * 5:g} (5x)", {"lr": base.lr * 5}, ""))
+    beta1 = 0.9 if base.beta1 != 0.9 else 0.5
+    candidates.append((f"beta1-{beta1:g}", f"Adam beta1 = {beta1:g}", {"beta1": beta1}, ""))
+    candidates.append(("batch-small", f"batch size {max(1, base.batch_size // 4)}",
+                       {"batch_size": max(1, base.batch_size // 4)}, ""))
+    candidates.append(("batch-large", f"batch size {base.batch_size * 4}", {"batch_size": base.batch_size * 4}, ""))
+
+    plan: list[Ablation] = []
+    skipped: list[str] = []
+    for name, label, changes, note in candidates:
+        try:
+            config = budget_config(base.replace(**changes), images)
+        except ValueError as exc:
+            skipped.append(f"{label}: skipped ({exc})")
+            continue
+        if config == default_cfg:
+            continue  # the default already has this setting
+        plan.append(Ablation(name, label, config, note))
+    if not cifar:
+        skipped.append("CIFAR-10: not requested")
+    elif cifar10_present(data_root):
+        plan.append(Ablation("cifar10", "CIFAR-10 (3 channels)", budget_config(base.replace(dataset="cifar10"), images),
+                             "the digit metrics do not apply to CIFAR-10: compare the samples"))
+    else:
+        skipped.append(cifar10_instructions(data_root))
+    return default, plan, skipped
+
+
+def describe(default: Ablation, plan: list[Ablation]) -> str:
+    """One line per run: name, what changed, training images, notes."""
+    lines = []
+    for a in (default, *plan):
+        images = a.config.epochs * _available(a.config)
+        line = f"{a.name:<14} {a.label:<58} {images:>7,} images"
+        lines.append(line + (f"  ({a.note})" if a.note else ""))
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- running and evaluating
+
+
+def evaluate_run(run: Run, n: int = 10_000, seed: int = 0, root: str | os.PathLike | None = None) -> dict[str, Any]:
+    """``metrics.evaluate`` for a run's G, cached as JSON in its run folder (reopening a notebook is instant).
+
+    The cache key holds n, the seed and the feature network's hash, so new weights or
+    another sample size evaluate again.
+    """
+    weights = metrics.file_sha256(metrics.WEIGHTS_FILE)[:12] if metrics.WEIGHTS_FILE.is_file() else "none"
+    cache = Path(run.run_dir) / f"metrics-n{n}-seed{seed}-{weights}.json" if run.run_dir is not None else None
+    if cache is not None and cache.is_file():
+        try:
+            return json.loads(cache.read_text())
+        except ValueError:
+            pass  # a damaged cache file: evaluate again
+    result = metrics.evaluate(run.G, n=n, seed=seed, device=run.config.device, root=root)
+    if cache is not None:
+        tmp = cache.with_name(f".{cache.name}.tmp-{os.getpid()}")
+        tmp.write_text(json.dumps(result, indent=1))
+        os.replace(tmp, cache)
+    return result
+
+
+def run_one(ablation: Ablation, runs_root: str | os.PathLike, data_root: str | os.PathLike | None = None,
+            n_eval: int = 10_000, seed: int = 0) -> Result:
+    """Train (or reload) one run and evaluate it; a diverged run is reported, not raised."""
+    try:
+        run = train.fit_or_load(ablation.config, runs_root=runs_root, name=ablation.name, data_root=data_root)
+    except TrainingDiverged as exc:
+        return Result(ablation.label, None, None, f"diverged: {exc}", ablation.name)
+    scores = evaluate_run(run, n_eval, seed, data_root) if ablation.config.dataset == "mnist" else None
+    return Result(ablation.label, run, scores, ablation.note, ablation.name)
+
+
+def run_plan(default: Ablation, plan: list[Ablation], runs_root: str | os.PathLike,
+             data_root: str | os.PathLike | None = None, n_eval: int = 10_000, seed: int = 0) -> list[Result]:
+    """The default run and every ablation, trained or reloaded, with their metrics. Default first."""
+    results = []
+    for i, ablation in enumerate((default, *plan)):
+        print(f"[{i + 1}/{len(plan) + 1}] {ablation.name}: {ablation.label}")
+        results.append(run_one(ablation, runs_root, data_root, n_eval, seed))
+    return results
+
+
+def runs_by_nz(results: list[Result]) -> dict[int, Run]:
+    """{nz: run} for the default and the runs that differ from it in nz only (for widgets.nz_explorer)."""
+    if not results or not results[0].ok:
+        raise ValueError("results must start with a trained default run (as run_plan returns them)")
+    base = results[0].run.config
+    out = {base.nz: results[0].run}
+    for r in results[1:]:
+        if r.ok and r.run.config.replace(nz=base.nz).identity() == base.identity():
+            out[r.run.config.nz] = r.run
+    return dict(sorted(out.items()))
+
+
+# --------------------------------------------------------------------------- tables
+
+
+COLUMNS = (  # key, header, format
+    ("label", "run", "{}"),
+    ("images", "images", "{:,}"),
+    ("train_seconds", "time (s)", "{:.0f}"),
+    ("fid", "FID", "{:.2f}"),
+    ("precision", "precision", "{:.3f}"),
+    ("recall", "recall", "{:.3f}"),
+    ("coverage", "coverage", "{:.3f}"),
+    ("classes_covered", "classes >= 5 %", "{:d}"),
+    ("class_max_share", "largest class", "{:.3f}"),
+    ("label_accuracy", "label accuracy", "{:.3f}"),
+)
+METRIC_KEYS = ("fid", "precision", "recall", "density", "coverage", "classes_covered", "class_min_share",
+               "class_max_share", "label_accuracy")
+
+
+def _tail_mean(values: list[float], share: float = 0.1) -> float:
+    if not values:
+        return float("nan")
+    k = max(1, int(len(values) * share))
+    return float(np.mean(values[-k:]))
+
+
+def rows(results: list[Result]) -> list[dict[str, Any]]:
+    """One flat dict per result: what changed, budget, time, metrics, last D outputs (JSON/CSV-ready)."""
+    out = []
+    for r in results:
+        row: dict[str, Any] = {"name": r.name, "label": r.label, "note": r.note}
+        if r.ok:
+            h, c = r.run.history, r.run.config
+            row.update({"dataset": c.dataset, "nz": c.nz, "ngf": c.ngf, "ndf": c.ndf, "init": c.init, "lr": c.lr,
+                        "beta1": c.beta1, "batch_size": c.batch_size, "conditional": c.conditional,
+                        "d_uses_labels": c.d_uses_labels, "epochs": h.epochs, "images": int(sum(h.epoch_images)),
+                        "steps": h.steps, "train_seconds": round(h.wall_time, 1),
+                        "images_per_second": round(h.images_per_second, 1),
+                        "final_d_real": round(_tail_mean(h.d_real), 4), "final_d_fake": round(_tail_mean(h.d_fake), 4),
+                        "final_d_loss": round(_tail_mean(h.d_loss), 4), "final_g_loss": round(_tail_mean(h.g_loss), 4),
+                        "run_dir": str(r.run.run_dir) if r.run.run_dir is not None else ""})
+        for key in METRIC_KEYS:
+            if r.metrics is not None and key in r.metrics:
+                row[key] = r.metrics[key]
+        out.append(row)
+    return out
+
+
+def _cell(row: dict[str, Any], key: str, fmt: str) -> str:
+    value = row.get(key)
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return fmt.format(value)
+
+
+def markdown_table(results: list[Result], floor: dict[str, Any] | None = None) -> str:
+    """A Markdown table of the results (one row each), with the real-data floor as the last row."""
+    table = rows(results)
+    keys = [c for c in COLUMNS if any(c[0] in row for row in table) or c[0] == "label"]
+    lines = ["| " + " | ".join(h for _, h, _ in keys) + " |", "|" + "|".join("---" for _ in keys) + "|"]
+    for row in table:
+        cells = [_cell(row, key, fmt) for key, _, fmt in keys]
+        if not row.get("images"):
+            cells[0] += f" ({row['note'][:80]})" if row.get("note") else ""
+        lines.append("| " + " | ".join(cells) + " |")
+    if floor is not None:
+        real = {"label": "real MNIST (floor)", **{k: floor.get(k) for k in METRIC_KEYS}}
+        lines.append("| " + " | ".join(_cell(real, key, fmt) if key not in ("images", "train_seconds") else "–"
+                                       for key, _, fmt in keys) + " |")
+    notes = [f"{row['label']}: {row['note']}" for row in table if row.get("note") and row.get("images")]
+    if notes:
+        lines.append("")
+        lines.extend(f"- {n}" for n in notes)
+    return "\n".join(lines)
+
+
+def save_table(results: list[Result], folder: str | os.PathLike, stem: str = "ablations",
+               floor: dict[str, Any] | None = None) -> tuple[Path, Path]:
+    """Write the rows as ``stem.json`` (with the floor) and ``stem.csv`` in ``folder``; returns both paths."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    table = rows(results)
+    json_path, csv_path = folder / f"{stem}.json", folder / f"{stem}.csv"
+    floor_out = {k: floor[k] for k in METRIC_KEYS if floor is not None and k in floor} if floor else None
+    json_path.write_text(json.dumps({"runs": table, "real_floor": floor_out}, indent=1))
+    columns: list[str] = []
+    for row in table:
+        columns.extend(k for k in row if k not in columns)
+    with open(csv_path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(table)
+    return json_path, csv_path
+
+
+# --------------------------------------------------------------------------- figure
+
+
+def comparison_figure(results: list[Result], n: int = 16, smooth: int = 25) -> Figure:
+    """One row per run: final samples, both losses, D(x) and D(G(z)). The first row is the reference run."""
+    if not results:
+        raise ValueError("results must not be empty")
+    fig, axes = plt.subplots(len(results), 3, figsize=(13, 2.9 * len(results)), squeeze=False,
+                             gridspec_kw={"width_ratios": [1, 1.6, 1.6]})
+    for (ax_s, ax_l, ax_d), r in zip(axes, results):
+        if not r.ok:
+            for ax in (ax_s, ax_l, ax_d):
+                ax.set_axis_off()
+            ax_s.set_title(r.label, loc="left", fontsize=10)
+            ax_l.text(0, 0.5, r.note[:140], fontsize=9, wrap=True)
+            continue
+        h = r.run.history
+        images = h.samples[-1][:n]
+        nrow = 10 if h.sample_labels is not None and len(images) >= 10 else int(np.ceil(np.sqrt(len(images))))
+        plots.sample_grid(images, nrow=nrow, ax=ax_s)
+        ax_s.set_title(f"{r.label}\n{sum(h.epoch_images):,} images, {h.wall_time:.0f} s", fontsize=9)
+        plots.loss_curves(h, smooth=smooth, ax=ax_l, title=None)
+        plots.d_output_curves(h, smooth=smooth, ax=ax_d, title="")
+        if r.metrics is not None:
+            ax_l.set_title(f"FID {r.metrics['fid']:.1f}, precision {r.metrics['precision']:.2f}, "
+                           f"recall {r.metrics['recall']:.2f}", fontsize=9)
+        for ax in (ax_l, ax_d):
+            ax.legend(fontsize=7, loc="upper right")
+            ax.xaxis.label.set_size(8)
+            ax.yaxis.label.set_size(8)
+    fig.tight_layout()
+    return fig
