@@ -160,8 +160,13 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     def identity(self) -> str:
-        """A short hash of every field that changes the result (the device does not)."""
-        fields = {k: v for k, v in self.to_dict().items() if k != "device"}
+        """A short hash of the fields that change the result (the device does not).
+
+        Only fields set away from their default enter the hash, so adding a new
+        field with a default later keeps every saved run recognisable.
+        """
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                  if f.name != "device" and getattr(self, f.name) != f.default}
         return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:10]
 
 
