@@ -31,7 +31,7 @@ def finish(proc: subprocess.Popen) -> None:
 
 
 def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(tmp_path):
-    epochs = 3
+    epochs = 4
     finish(train_cli(tmp_path / "straight", epochs))
 
     killed = tmp_path / "killed"
@@ -40,7 +40,7 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(tmp_path):
     deadline = time.time() + 300
     while not checkpoint.exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.01)
-    time.sleep(0.15)  # into the next epoch
+    time.sleep(0.02)  # into the next epoch (an epoch here takes a few tenths of a second)
     proc.send_signal(signal.SIGKILL)
     proc.communicate()
     state = train.load_checkpoint(checkpoint)  # never the half-written one
