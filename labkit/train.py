@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import losses
+from . import fastpath, losses
 from .device import DEVICES, resolve_device
 from .progress import progress
 
@@ -41,6 +41,7 @@ DATASETS = ("mnist", "cifar10")
 CRITIC_NORMS = ("batch", "layer", "none")
 G_NORMS = ("batch", "none")  # the MLP generator's hidden layers; DCGAN's G always uses BatchNorm
 INITS = ("dcgan", "default")
+HOST_FIELDS = ("device", "fast_path")  # how a run is executed, not what it is
 
 
 class TrainingDiverged(RuntimeError):
@@ -82,6 +83,7 @@ class TrainConfig:
     device: str = "auto"
     n_samples: int = 64
     data_seed: int = 0
+    fast_path: str = "auto"
 
     def __post_init__(self) -> None:
         def choice(name: str, accepted: tuple) -> None:
@@ -112,6 +114,7 @@ class TrainConfig:
         choice("init", INITS)
         choice("critic_norm", CRITIC_NORMS)
         choice("g_norm", G_NORMS)
+        choice("fast_path", fastpath.CHOICES)
         if not isinstance(self.device, str) or self.device.split(":")[0] not in DEVICES:
             raise ValueError(f"device must be one of {DEVICES} (or 'cuda:N'), got {self.device!r}")
         for name in ("nz", "ngf", "ndf", "epochs", "batch_size", "n_critic", "n_samples"):
@@ -160,13 +163,15 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     def identity(self) -> str:
-        """A short hash of the fields that change the result (the device does not).
+        """A short hash of the fields that define the experiment.
 
-        Only fields set away from their default enter the hash, so adding a new
-        field with a default later keeps every saved run recognisable.
+        Where it runs (``device``, ``fast_path``) changes the numbers only as much
+        as hardware does, so it is left out. Only fields set away from their
+        default enter the hash, so adding a new field with a default later keeps
+        every saved run recognisable.
         """
         fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-                  if f.name != "device" and getattr(self, f.name) != f.default}
+                  if f.name not in HOST_FIELDS and getattr(self, f.name) != f.default}
         return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:10]
 
 
@@ -179,7 +184,8 @@ class History:
     probabilities for the GAN losses, raw critic scores for the Wasserstein
     ones), ``g_grad_norm`` (norm of G's whole gradient) and ``gp`` (gradient
     penalty, 0 without one). Per epoch: ``samples`` (fixed-noise images, index 0
-    is before training), ``epoch_seconds`` and ``epoch_images``.
+    is before training), ``epoch_seconds`` and ``epoch_images``. ``fast_path``
+    names the CPU fast path the run trained with (see :mod:`labkit.fastpath`).
     """
 
     d_loss: list[float] = field(default_factory=list)
@@ -193,6 +199,7 @@ class History:
     sample_labels: torch.Tensor | None = None
     epoch_seconds: list[float] = field(default_factory=list)
     epoch_images: list[int] = field(default_factory=list)
+    fast_path: str = "off"
 
     STEP_FIELDS = ("d_loss", "g_loss", "d_real", "d_fake", "g_grad_norm", "gp")
 
@@ -220,6 +227,7 @@ class History:
                                                             "epoch_seconds", "epoch_images")}
         out["samples"] = [s.clone() for s in self.samples]
         out["sample_labels"] = self.sample_labels
+        out["fast_path"] = self.fast_path
         return out
 
     @classmethod
@@ -234,6 +242,7 @@ class History:
             "steps": self.steps,
             "wall_time": round(self.wall_time, 2),
             "images_per_second": round(self.images_per_second, 1),
+            "fast_path": self.fast_path,
             **{f"last_{k}": v for k, v in last.items()},
         }
 
@@ -254,25 +263,28 @@ class Run:
 
 
 def _d_step(G: nn.Module, D: nn.Module, real: torch.Tensor, labels: torch.Tensor | None, config: TrainConfig,
-            opt_d: torch.optim.Optimizer, gen: torch.Generator) -> tuple[torch.Tensor, ...]:
+            opt_d: torch.optim.Optimizer, gen: torch.Generator,
+            path: fastpath.FastPath = fastpath.FastPath()) -> tuple[torch.Tensor, ...]:
     """One discriminator (critic) update. Returns (loss, mean D(x), mean D(G(z)), penalty)."""
     b = real.shape[0]
     z = torch.randn(b, config.nz, generator=gen).to(real.device)
     d_labels = labels if config.d_uses_labels else None
-    with torch.no_grad():
-        fake = G(z, labels) if labels is not None else G(z)
-    real_out = D(real, d_labels) if d_labels is not None else D(real)
-    fake_out = D(fake, d_labels) if d_labels is not None else D(fake)
-    penalty = real_out.new_zeros(())
-    if config.loss in ("gan", "gan-minimax"):
-        loss = losses.d_loss_gan(real_out, fake_out)
-        d_real, d_fake = torch.sigmoid(real_out).mean(), torch.sigmoid(fake_out).mean()
-    else:
-        loss = losses.d_loss_wgan(real_out, fake_out)
-        d_real, d_fake = real_out.mean(), fake_out.mean()
-        if config.loss == "wgan-gp":
-            penalty, _ = losses.gradient_penalty(D, real, fake, y=d_labels, generator=gen)
-            loss = loss + config.gp_lambda * penalty
+    with path.autocast(real.device):
+        with torch.no_grad():
+            fake = G(z, labels) if labels is not None else G(z)
+        real_out = (D(real, d_labels) if d_labels is not None else D(real)).float()
+        fake_out = (D(fake, d_labels) if d_labels is not None else D(fake)).float()
+        penalty = real_out.new_zeros(())
+        if config.loss in ("gan", "gan-minimax"):
+            loss = losses.d_loss_gan(real_out, fake_out)
+            d_real, d_fake = torch.sigmoid(real_out).mean(), torch.sigmoid(fake_out).mean()
+        else:
+            loss = losses.d_loss_wgan(real_out, fake_out)
+            d_real, d_fake = real_out.mean(), fake_out.mean()
+            if config.loss == "wgan-gp":
+                penalty, _ = losses.gradient_penalty(D, real, fake, y=d_labels, generator=gen)
+                penalty = penalty.float()
+                loss = loss + config.gp_lambda * penalty
     opt_d.zero_grad(set_to_none=True)
     loss.backward()
     opt_d.step()
@@ -284,21 +296,23 @@ def _d_step(G: nn.Module, D: nn.Module, real: torch.Tensor, labels: torch.Tensor
 
 
 def _g_step(G: nn.Module, D: nn.Module, batch_size: int, config: TrainConfig, opt_g: torch.optim.Optimizer,
-            gen: torch.Generator, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+            gen: torch.Generator, device: torch.device,
+            path: fastpath.FastPath = fastpath.FastPath()) -> tuple[torch.Tensor, torch.Tensor]:
     """One generator update. Returns (loss, norm of G's gradient)."""
     z = torch.randn(batch_size, config.nz, generator=gen).to(device)
     labels = None
     if config.conditional:
         labels = torch.randint(0, config.n_classes, (batch_size,), generator=gen).to(device)
-    fake = G(z, labels) if labels is not None else G(z)
-    d_labels = labels if config.d_uses_labels else None
-    out = D(fake, d_labels) if d_labels is not None else D(fake)
-    if config.loss == "gan":
-        loss = losses.g_loss_nonsaturating(out)
-    elif config.loss == "gan-minimax":
-        loss = losses.g_loss_minimax(out)
-    else:
-        loss = losses.g_loss_wgan(out)
+    with path.autocast(device):
+        fake = G(z, labels) if labels is not None else G(z)
+        d_labels = labels if config.d_uses_labels else None
+        out = (D(fake, d_labels) if d_labels is not None else D(fake)).float()
+        if config.loss == "gan":
+            loss = losses.g_loss_nonsaturating(out)
+        elif config.loss == "gan-minimax":
+            loss = losses.g_loss_minimax(out)
+        else:
+            loss = losses.g_loss_wgan(out)
     opt_g.zero_grad(set_to_none=True)
     loss.backward()
     grads = [p.grad for p in G.parameters() if p.grad is not None]
@@ -391,6 +405,30 @@ def _check_finite(values: dict[str, list[float]], history: History, epoch: int) 
         )
 
 
+def _choose_fast_path(G: nn.Module, D: nn.Module, images: torch.Tensor, labels: torch.Tensor | None,
+                      config: TrainConfig, device: torch.device) -> fastpath.FastPath:
+    """Resolve ``config.fast_path``, timing real training steps on copies of G and D when it is "auto"."""
+    real = images[:config.batch_size]
+    batch_labels = labels[:config.batch_size] if config.conditional else None
+    optimizers: dict[int, tuple[torch.optim.Optimizer, torch.optim.Optimizer]] = {}
+
+    def probe_step(g: nn.Module, d: nn.Module, path: fastpath.FastPath, gen: torch.Generator) -> None:
+        if id(g) not in optimizers:
+            optimizers[id(g)] = (_make_optimizer(g.parameters(), config.lr, config),
+                                 _make_optimizer(d.parameters(), config.lr_d or config.lr, config))
+        opt_g, opt_d = optimizers[id(g)]
+        x = path.prepare_images(real)
+        for _ in range(config.n_critic):
+            _d_step(g, d, x, batch_labels, config, opt_d, gen, path)
+        _g_step(g, d, config.batch_size, config, opt_g, gen, device, path)
+
+    path, timings = fastpath.choose(config.fast_path, G, D, device, probe_step,
+                                    key=(config.batch_size, config.loss, config.n_critic, config.conditional))
+    if timings:
+        print(fastpath.describe(path, timings), flush=True)
+    return path
+
+
 # --------------------------------------------------------------------------- fit
 
 
@@ -435,27 +473,35 @@ def fit(G: nn.Module, D: nn.Module, data, config: TrainConfig | None = None, run
 
     G.to(device).train()
     D.to(device).train()
+    state = load_checkpoint(checkpoint_path) if resume and checkpoint_path is not None and checkpoint_path.exists() else None
+    if state is not None:
+        saved = TrainConfig(**state["config"])
+        differing = {k for k, v in saved.to_dict().items() if getattr(config, k) != v} - {"epochs", *HOST_FIELDS}
+        if differing:
+            raise ValueError(f"cannot resume {run_path}: its config differs in {sorted(differing)}; "
+                             f"saved {[(k, getattr(saved, k)) for k in sorted(differing)]}")
+        # The path the run started with, so a resumed run continues with the same numerics.
+        path = fastpath.FastPath(state["history"].get("fast_path", "off"))
+    else:
+        path = _choose_fast_path(G, D, images, labels, config, device)
+    path.prepare_model(G)
+    path.prepare_model(D)
+    images = path.prepare_images(images)
     opt_g = _make_optimizer(G.parameters(), config.lr, config)
     opt_d = _make_optimizer(D.parameters(), config.lr_d or config.lr, config)
     gen = torch.Generator().manual_seed(config.seed)
-    history = History()
+    history = History(fast_path=path.name)
     fixed_z, fixed_labels = _fixed_noise(config)
     history.sample_labels = fixed_labels
     start_epoch = 0
 
-    if resume and checkpoint_path is not None and checkpoint_path.exists():
-        state = load_checkpoint(checkpoint_path)
-        saved = TrainConfig(**state["config"])
-        differing = {k for k, v in saved.to_dict().items() if getattr(config, k) != v} - {"epochs", "device"}
-        if differing:
-            raise ValueError(f"cannot resume {run_path}: its config differs in {sorted(differing)}; "
-                             f"saved {[(k, getattr(saved, k)) for k in sorted(differing)]}")
+    if state is not None:
         G.load_state_dict(state["G"])
         D.load_state_dict(state["D"])
         opt_g.load_state_dict(state["opt_g"])
         opt_d.load_state_dict(state["opt_d"])
         gen.set_state(state["rng"])
-        history = History.from_dict(state["history"])
+        history = History.from_dict({**state["history"], "fast_path": path.name})
         start_epoch = state["epoch"]
     if run_path is not None:
         run_path.mkdir(parents=True, exist_ok=True)
@@ -473,8 +519,8 @@ def fit(G: nn.Module, D: nn.Module, data, config: TrainConfig | None = None, run
             for k in range(config.n_critic):
                 idx = perm[(step * config.n_critic + k) * config.batch_size:][:config.batch_size]
                 batch_labels = labels[idx] if config.conditional else None
-                d_loss, d_real, d_fake, gp = _d_step(G, D, images[idx], batch_labels, config, opt_d, gen)
-            g_loss, g_grad = _g_step(G, D, config.batch_size, config, opt_g, gen, device)
+                d_loss, d_real, d_fake, gp = _d_step(G, D, images[idx], batch_labels, config, opt_d, gen, path)
+            g_loss, g_grad = _g_step(G, D, config.batch_size, config, opt_g, gen, device, path)
             stats.append(torch.stack([d_loss, g_loss, d_real, d_fake, g_grad, gp]))
             bar.update()
             if step % 25 == 0 or step == steps_per_epoch - 1:

@@ -137,6 +137,7 @@ def test_nan_loss_stops_with_message_and_keeps_checkpoint(tmp_path):
     ("ngf", -1), ("ndf", 0), ("epochs", 0), ("batch_size", 0), ("lr", 0.0), ("lr", float("nan")),
     ("beta1", 1.0), ("n_critic", 0), ("clip", 0.0), ("gp_lambda", -1.0), ("seed", -1), ("n_train", 0),
     ("init", "xavier"), ("critic_norm", "spectral"), ("g_norm", "layer"), ("optimizer", "sgd"), ("conditional", "yes"),
+    ("fast_path", "fp16"),
 ])
 def test_bad_config_names_the_field(field, value):
     with pytest.raises(ValueError, match=field):
