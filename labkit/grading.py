@@ -706,8 +706,20 @@ def grade_notebook(path: str | Path, student: str | None = None, solution: str |
 
 
 def discover(submissions: list[str | Path]) -> list[tuple[str, Path]]:
-    """(student name, notebook) for files and folders (a folder's name is the student's name)."""
+    """(student name, notebook) for the notebooks and folders given.
+
+    A notebook file is named by its stem (``alice.ipynb`` -> alice). A folder is
+    either one student's folder (a single notebook directly inside: named by the
+    folder) or a class folder: each notebook directly inside is a student named
+    by its stem, and each sub-folder holding notebooks is a student named by the
+    sub-folder (``name-stem`` when it holds several notebooks).
+    """
     found: list[tuple[str, Path]] = []
+
+    def student_folder(folder: Path, notebooks: list[Path]) -> None:
+        for nb in notebooks:
+            found.append((folder.name if len(notebooks) == 1 else f"{folder.name}-{nb.stem}", nb))
+
     for item in map(Path, submissions):
         if item.is_file():
             if item.suffix != ".ipynb":
@@ -715,10 +727,16 @@ def discover(submissions: list[str | Path]) -> list[tuple[str, Path]]:
             found.append((item.stem, item))
         elif item.is_dir():
             notebooks = sorted(item.glob("*.ipynb"))
-            if not notebooks:
-                raise ValueError(f"submissions: folder {item} holds no .ipynb notebook")
-            for nb in notebooks:
-                found.append((item.name if len(notebooks) == 1 else f"{item.name}-{nb.stem}", nb))
+            folders = [(sub, sorted(sub.glob("*.ipynb"))) for sub in sorted(p for p in item.iterdir() if p.is_dir())]
+            folders = [(sub, nbs) for sub, nbs in folders if nbs]
+            if not notebooks and not folders:
+                raise ValueError(f"submissions: folder {item} holds no .ipynb notebook (nor sub-folders with one)")
+            if len(notebooks) == 1 and not folders:
+                student_folder(item, notebooks)
+                continue
+            found.extend((nb.stem, nb) for nb in notebooks)
+            for sub, nbs in folders:
+                student_folder(sub, nbs)
         else:
             raise ValueError(f"submissions: {item} is neither a notebook file nor a folder")
     names = [n for n, _ in found]
@@ -924,8 +942,9 @@ def _summary(results: list[dict], exercises: list[str], out: Path) -> None:
     ax.bar(range(len(exercises)), [maxima[ex] for ex in exercises], color="0.88", label="maximum")
     ax.bar(range(len(exercises)), means, color="tab:blue", label="class mean")
     ax.set_xticks(range(len(exercises)), exercises, rotation=30, ha="right")
-    ax.set(ylabel="points", title=f"points per exercise, {len(results)} submission(s)")
-    ax.legend()
+    ax.set(ylabel="points", title=f"points per exercise, {len(results)} submission(s)",
+           ylim=(0, 1.3 * max(maxima.values(), default=1)))  # head room: the legend never hides a bar
+    ax.legend(loc="upper right", ncol=2)
     fig.tight_layout()
     fig.savefig(out / "summary.png", dpi=100)
     plt.close(fig)

@@ -294,6 +294,21 @@ def test_bad_arguments_are_refused(tmp_path):
         grading.discover([tmp_path / "nope.ipynb"])
 
 
+def test_student_names_come_from_files_and_folders(tmp_path):
+    cls = tmp_path / "class"
+    (cls / "dave").mkdir(parents=True)
+    (cls / "erin").mkdir()
+    for path in (cls / "alice.ipynb", cls / "bob.ipynb", cls / "dave" / "lab1.ipynb",
+                 cls / "erin" / "part1.ipynb", cls / "erin" / "part2.ipynb"):
+        path.write_text("{}")
+    names = [name for name, _ in grading.discover([cls])]
+    assert names == ["alice", "bob", "dave", "erin-part1", "erin-part2"]
+    assert [name for name, _ in grading.discover([cls / "dave", cls / "alice.ipynb"])] == ["dave", "alice"]
+    (cls / "dave" / "alice.ipynb").write_text("{}")
+    with pytest.raises(ValueError, match="alice"):  # dave-alice is fine, but a second alice is not
+        grading.discover([cls / "alice.ipynb", tmp_path / "class" / "dave", cls / "dave" / "alice.ipynb"])
+
+
 @pytest.mark.parametrize("name", ["01_dcgan", "02_cgan", "03_wgan_metrics"])
 def test_every_exercise_has_a_probe_the_reference_passes(name):
     path = ROOT / "solutions" / f"{name}.ipynb"
