@@ -4,9 +4,13 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.labkit-installed
+# The notebooks pin kernel `python3`; registered inside .venv it is this project's Python, shown by this name.
+KERNEL_NAME := Python 3 (labkit)
+CHROMIUM ?= /usr/bin/chromium
+ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)  # containers and CI machines run as root
 PYTEST_ARGS ?=
 
-.PHONY: setup data lab test run handouts clean-venv
+.PHONY: setup data lab test run handouts browser clean-venv
 
 PROFILE ?= full
 PARAMS ?=
@@ -17,16 +21,29 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --disable-pip-version-check -q -e '.[dev]'
-	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (labkit)"
+	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "$(KERNEL_NAME)"
 	touch $@
 
 data: $(STAMP)
 	$(PY) -m labkit fetch-data
 
+# JupyterLab on localhost only, with token auth (the URL with the token is printed), opening notebooks/.
 lab: data
-	$(VENV)/bin/jupyter lab --no-browser --ip 127.0.0.1 --ServerApp.root_dir=. notebooks/
+	$(VENV)/bin/jupyter lab --no-browser --ip 127.0.0.1 --ServerApp.root_dir=. $(ALLOW_ROOT) notebooks/
 
-test: data
+# The real browser tests/test_browser.py drives: Debian's chromium (Playwright's own download is not needed).
+# Installed only when missing, and only as root; otherwise say how (the test then fails, naming the same fix).
+browser:
+	@if [ -x "$(CHROMIUM)" ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing chromium (apt-get) for tests/test_browser.py"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get install -y -q chromium >/dev/null 2>&1 || { apt-get update -q && apt-get install -y -q chromium; }; \
+	else \
+		echo "tests/test_browser.py needs Chromium at $(CHROMIUM): sudo apt-get install -y chromium" >&2; \
+	fi
+
+test: data browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # Every solution notebook, headless, into runs/<profile>-<time>/ with report.html.
