@@ -1,0 +1,262 @@
+"""A Colab-style install: the built wheel alone, in a fresh Python that has only torch and torchvision.
+
+Colab gives a Python with PyTorch and torchvision installed and no checkout of
+this repository. This test builds the wheel (``pip wheel . --no-deps``) from a
+copy of the project, installs it into a fresh venv holding only torch,
+torchvision and what they depend on, and runs notebook 01 from ``solutions/``
+with papermill on quick parameters, from a folder outside the repository:
+the feature network's weights, the data chain and the defaults must all come
+from the installed package. MNIST is not downloaded: the folder's ``data/``
+holds links to the raw files already fetched (``make data``), the first
+source of the data chain.
+
+Installing torch from the package index into the fresh venv takes ~1.5 min
+here (the CUDA build and its ~5 GB of libraries), most of this test's budget;
+the test venv instead gets the very files of this project's torch and
+torchvision (the same versions, with their whole dependency closure, nothing
+else) as hard links, which takes a second and is what ``pip install torch
+torchvision`` would have put there. Without hard links (another file system)
+it falls back to ``pip install torch==X torchvision==Y``.
+
+The Colab set-up cell of every notebook is checked too: it does nothing outside
+Colab, and in Colab it asks pip for exactly this project's requirement string.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata as md
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import sysconfig
+import time
+import tomllib
+import types
+import zipfile
+from pathlib import Path
+
+import nbformat
+import pytest
+from IPython.core.inputtransformer2 import TransformerManager
+from packaging.markers import default_environment
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("LABKIT_DATA", ROOT / "data")).resolve()
+NOTEBOOKS = sorted((ROOT / "solutions").glob("*.ipynb")) + sorted((ROOT / "notebooks").glob("*.ipynb"))
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
+REQUIREMENT = "labkit @ git+https://github.com/labkit-gan/labkit"
+# Quick settings for notebook 01; the ablations (and so the nz slider) are the browser test's business.
+QUICK = dict(epochs=1, n_train=64, batch_size=32, ngf=8, ndf=8, n_eval=100, ablations=False)
+PREINSTALLED = ("torch", "torchvision")  # what Colab gives before the set-up cell runs
+
+
+# --------------------------------------------------------------------------- the Colab set-up cell
+
+
+def _colab_cell(path: Path) -> str:
+    nb = nbformat.read(path, as_version=4)
+    cells = [c for c in nb.cells if "colab-setup" in c.metadata.get("tags", [])]
+    assert len(cells) == 1, f"{path.name}: expected one cell tagged colab-setup, found {len(cells)}"
+    assert nb.cells.index(cells[0]) <= 1, f"{path.name}: the Colab set-up cell must come first"
+    return cells[0].source
+
+
+class _Shell:
+    """Stands in for IPython's shell: records the magics a cell runs instead of running them."""
+
+    def __init__(self) -> None:
+        self.magics: list[tuple[str, str]] = []
+
+    def run_line_magic(self, name: str, line: str, _stack_depth: int = 1) -> None:
+        self.magics.append((name, line))
+
+    def system(self, cmd: str) -> None:
+        self.magics.append(("!", cmd))
+
+
+def _run_cell(source: str, colab: bool) -> list[tuple[str, str]]:
+    code = TransformerManager().transform_cell(source)  # %pip -> get_ipython().run_line_magic('pip', ...)
+    shell = _Shell()
+    saved = {name: sys.modules.get(name) for name in ("google", "google.colab")}
+    try:
+        for name in saved:
+            sys.modules.pop(name, None)
+        if colab:
+            google = types.ModuleType("google")
+            google.colab = types.ModuleType("google.colab")
+            sys.modules.update({"google": google, "google.colab": google.colab})
+        exec(compile(code, "<colab-setup>", "exec"), {"get_ipython": lambda: shell, "__name__": "__main__"})
+    finally:
+        for name, module in saved.items():
+            if module is None:
+                sys.modules.pop(name, None)
+            else:
+                sys.modules[name] = module
+    return shell.magics
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: f"{p.parent.name}-{p.stem}")
+def test_colab_cell_installs_labkit_only_in_colab(path):
+    source = _colab_cell(path)
+    assert _run_cell(source, colab=False) == [], "outside Colab the set-up cell must do nothing"
+    magics = _run_cell(source, colab=True)
+    assert len(magics) == 1 and magics[0][0] == "pip", f"in Colab: one %pip call expected, got {magics}"
+    args = shlex.split(magics[0][1])
+    assert args[0] == "install" and "-e" not in args, args
+    requirements = [a for a in args[1:] if not a.startswith("-")]
+    assert requirements == [REQUIREMENT], requirements
+    req = Requirement(requirements[0])
+    assert canonicalize_name(req.name) == canonicalize_name(PYPROJECT["project"]["name"])
+    assert req.url == "git+" + PYPROJECT["project"]["urls"]["Repository"]
+
+
+# --------------------------------------------------------------------------- the wheel in a fresh venv
+
+
+def _run(cmd: list[str], timings: dict, label: str, **kwargs) -> subprocess.CompletedProcess:
+    start = time.monotonic()
+    result = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, **kwargs)
+    timings[label] = round(time.monotonic() - start, 1)
+    assert result.returncode == 0, f"{label} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result
+
+
+def _project_copy(dest: Path) -> Path:
+    """The files a clone would have (tracked and not ignored), so building writes nothing into the checkout."""
+    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT,
+                            capture_output=True, text=True)
+    if listed.returncode == 0:
+        for name in filter(None, listed.stdout.split("\0")):
+            if (ROOT / name).is_file():
+                (dest / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(ROOT / name, dest / name)
+    else:  # not a git checkout (an sdist, say): everything but the usual local folders
+        shutil.copytree(ROOT, dest, dirs_exist_ok=True, ignore=shutil.ignore_patterns(
+            ".venv", ".git", "data", "runs", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache"))
+    return dest
+
+
+def _closure(names) -> list[md.Distribution]:
+    """The installed distributions ``names`` need, with their dependencies (markers and extras honoured)."""
+    env = default_environment()
+    seen: dict[str, md.Distribution] = {}
+    todo = [(n, frozenset()) for n in names]
+    done: set[tuple[str, frozenset]] = set()
+    while todo:
+        name, extras = todo.pop()
+        key = (canonicalize_name(name), extras)
+        if key in done:
+            continue
+        done.add(key)
+        dist = md.distribution(name)
+        seen[canonicalize_name(dist.metadata["Name"])] = dist
+        for text in dist.requires or []:
+            req = Requirement(text)
+            wanted = [""] + sorted(extras)
+            if req.marker and not any(req.marker.evaluate(dict(env, extra=e)) for e in wanted):
+                continue
+            todo.append((req.name, frozenset(req.extras)))
+    return list(seen.values())
+
+
+def _link_preinstalled(venv_site: Path) -> bool:
+    """Hard-link this project's torch, torchvision and their dependencies into ``venv_site``; False if impossible."""
+    present = {canonicalize_name(d.metadata["Name"]) for d in md.distributions(path=[str(venv_site)])}
+    dists = [d for d in _closure(PREINSTALLED) if canonicalize_name(d.metadata["Name"]) not in present]
+    here = Path(sysconfig.get_paths()["purelib"]).resolve()
+    try:
+        for dist in dists:
+            for file in dist.files or []:
+                source = Path(dist.locate_file(file)).resolve()
+                if here not in source.parents or not source.is_file():
+                    continue  # scripts in bin/ and the like: not needed to import
+                target = venv_site / source.relative_to(here)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                if not target.exists():
+                    os.link(source, target)
+    except OSError:
+        return False
+    return True
+
+
+@pytest.fixture(scope="module")
+def colab_like(tmp_path_factory):
+    """(venv, work folder, wheel, timings): the wheel installed into a venv that had only torch + torchvision."""
+    base = tmp_path_factory.mktemp("colab")
+    timings: dict[str, float] = {}
+    wheels = base / "wheels"
+    src = _project_copy(base / "src")
+    _run([sys.executable, "-m", "pip", "wheel", ".", "--no-deps", "-q", "-w", wheels], timings, "pip wheel", cwd=src)
+    [wheel] = wheels.glob("labkit-*.whl")
+
+    venv = base / "venv"
+    _run([sys.executable, "-m", "venv", venv], timings, "python -m venv")
+    py = venv / "bin" / "python"
+    site = Path(subprocess.check_output([py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                                        text=True, cwd=base).strip())
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME") and not k.startswith(("LABKIT_", "JUPYTER"))}
+    env.update(PATH=f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}", VIRTUAL_ENV=str(venv),
+               JUPYTER_DATA_DIR=str(base / "jupyter-data"), JUPYTER_CONFIG_DIR=str(base / "jupyter-config"),
+               PIP_DISABLE_PIP_VERSION_CHECK="1")
+    pins = [f"{name}=={md.version(name)}" for name in PREINSTALLED]
+    start = time.monotonic()
+    if not _link_preinstalled(site):
+        _run([py, "-m", "pip", "install", "-q", *pins], timings, "pip install torch torchvision", env=env, cwd=base)
+    timings["torch + torchvision in place"] = round(time.monotonic() - start, 1)
+    before = _run([py, "-c", "import importlib.util as u; print([m for m in ('torch', 'torchvision', 'labkit', "
+                   "'matplotlib', 'ipywidgets', 'papermill') if u.find_spec(m)])"], timings, "check", env=env, cwd=base)
+    assert before.stdout.strip() == "['torch', 'torchvision']", f"the fresh venv is not fresh: {before.stdout}"
+
+    constraints = base / "keep-torch.txt"  # installing labkit must not touch the preinstalled torch
+    constraints.write_text("\n".join(pins) + "\n")
+    _run([py, "-m", "pip", "install", "-q", "-c", constraints, wheel, "papermill", "ipykernel"], timings,
+         "pip install wheel papermill ipykernel", env=env, cwd=base)
+
+    work = base / "work"  # no repository beside it: only MNIST's raw files, linked
+    raw = work / "data" / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for f in (DATA / "MNIST" / "raw").iterdir():
+        if f.is_file() and not f.name.endswith(".gz"):
+            (raw / f.name).symlink_to(f)
+    assert list(raw.iterdir()), f"MNIST's raw files are missing under {DATA}: run `make data`"
+    return dict(venv=venv, py=py, env=env, work=work, wheel=wheel, timings=timings)
+
+
+def test_wheel_runs_notebook_01_without_the_checkout(colab_like):
+    venv, py, env, work, timings = (colab_like[k] for k in ("venv", "py", "env", "work", "timings"))
+    names = zipfile.ZipFile(colab_like["wheel"]).namelist()
+    assert "labkit/assets/digit_classifier.pt" in names, "the wheel lacks the feature network's weights"
+    assert not [n for n in names if n.startswith(("tests/", "solutions/", "notebooks/", "benchmarks/"))]
+
+    nb = nbformat.read(ROOT / "solutions" / "01_dcgan.ipynb", as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell(  # where did everything come from?
+        "import json, sys, labkit, labkit.metrics\n"
+        "json.dump({'python': sys.executable, 'labkit': labkit.__file__, "
+        "'weights': str(labkit.metrics.WEIGHTS_FILE)}, open('where.json', 'w'))"))
+    nbformat.write(nb, work / "01_dcgan.ipynb")
+    params = [a for k, v in QUICK.items() for a in ("-p", k, str(v))]
+    _run([venv / "bin" / "papermill", "01_dcgan.ipynb", "01_dcgan.out.ipynb", "-k", "python3", "--no-progress-bar",
+          *params], timings, "papermill 01_dcgan", cwd=work, env=env, timeout=600)
+    print("Colab-style install, seconds per step:", json.dumps(timings))
+
+    out = nbformat.read(work / "01_dcgan.out.ipynb", as_version=4)
+    errors = [f"{o.get('ename')}: {o.get('evalue')}" for c in out.cells if c.cell_type == "code"
+              for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    assert not errors, errors
+    where = json.loads((work / "where.json").read_text())
+    assert Path(where["python"]).parent == venv / "bin", where
+    site = Path(subprocess.check_output([py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                                        text=True, cwd=work).strip())
+    assert Path(where["labkit"]).is_relative_to(site), f"labkit was not imported from the installed wheel: {where}"
+    assert Path(where["weights"]).is_file() and Path(where["weights"]).is_relative_to(site), where
+    assert (work / "runs" / "01_dcgan" / "q4_samples.png").is_file(), "defaults: figures go to ./runs/01_dcgan"
+    assert (work / "data" / "labkit-cache").is_dir(), "defaults: the data chain uses ./data"
+    images = [o for c in out.cells if c.cell_type == "code" for o in c.get("outputs", [])
+              if "image/png" in o.get("data", {})]
+    assert len(images) >= 3, "the executed notebook should show its figures"
