@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,8 +27,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-from . import data, metrics, plots, train
+from . import data, metrics, plots, tables, train
 from .device import resolve_device
+from .tables import METRIC_KEYS
 from .train import Run, TrainConfig, TrainingDiverged
 
 DATASET_SIZES = {"mnist": 60_000, "cifar10": 50_000}
@@ -240,8 +240,6 @@ COLUMNS = (  # key, header, format
     ("class_max_share", "largest class", "{:.3f}"),
     ("label_accuracy", "label accuracy", "{:.3f}"),
 )
-METRIC_KEYS = ("fid", "precision", "recall", "density", "coverage", "classes_covered", "class_min_share",
-               "class_max_share", "label_accuracy")
 
 
 def _tail_mean(values: list[float], share: float = 0.1) -> float:
@@ -273,26 +271,19 @@ def rows(results: list[Result]) -> list[dict[str, Any]]:
     return out
 
 
-def _cell(row: dict[str, Any], key: str, fmt: str) -> str:
-    value = row.get(key)
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    return fmt.format(value)
-
-
 def markdown_table(results: list[Result], floor: dict[str, Any] | None = None) -> str:
     """A Markdown table of the results (one row each), with the real-data floor as the last row."""
     table = rows(results)
     keys = [c for c in COLUMNS if any(c[0] in row for row in table) or c[0] == "label"]
     lines = ["| " + " | ".join(h for _, h, _ in keys) + " |", "|" + "|".join("---" for _ in keys) + "|"]
     for row in table:
-        cells = [_cell(row, key, fmt) for key, _, fmt in keys]
+        cells = [tables.cell(row.get(key), fmt) for key, _, fmt in keys]
         if not row.get("images"):
             cells[0] += f" ({row['note'][:80]})" if row.get("note") else ""
         lines.append("| " + " | ".join(cells) + " |")
     if floor is not None:
         real = {"label": "real MNIST (floor)", **{k: floor.get(k) for k in METRIC_KEYS}}
-        lines.append("| " + " | ".join(_cell(real, key, fmt) if key not in ("images", "train_seconds") else "–"
+        lines.append("| " + " | ".join(tables.cell(real.get(key), fmt) if key not in ("images", "train_seconds") else "–"
                                        for key, _, fmt in keys) + " |")
     notes = [f"{row['label']}: {row['note']}" for row in table if row.get("note") and row.get("images")]
     if notes:

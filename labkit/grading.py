@@ -35,7 +35,6 @@ import secrets
 import shutil
 import tempfile
 import time
-import traceback
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import html
 import json
-import math
 import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from . import tables
+from .tables import METRIC_KEYS
 
 COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("model", "run", "{}"),
@@ -32,7 +34,6 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("classes_covered", "classes >= 5 %", "{:d}"),
     ("label_accuracy", "label accuracy", "{:.3f}"),
 )
-METRIC_KEYS = ("fid", "precision", "recall", "density", "coverage", "classes_covered", "label_accuracy")
 
 
 def _read_json(path: Path) -> Any:
@@ -77,25 +78,9 @@ def collect_rows(runs_dir: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def _cell(value: Any, fmt: str) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    try:
-        return fmt.format(value)
-    except (ValueError, TypeError):
-        return str(value)
-
-
 def table(rows: Sequence[dict[str, Any]], floor: dict[str, Any] | None) -> list[list[str]]:
     """Header plus one list of cells per row; the real-vs-real floor last."""
-    out = [[header for _, header, _ in COLUMNS]]
-    for row in rows:
-        out.append([_cell(row.get(key), fmt) for key, _, fmt in COLUMNS])
-    if floor:
-        real = {"model": f"real MNIST vs real (floor, n={floor.get('n')})", **floor}
-        out.append([_cell(real.get(key) if key in METRIC_KEYS or key == "model" else None, fmt)
-                    for key, _, fmt in COLUMNS])
-    return out
+    return tables.grid(rows, COLUMNS, floor or None, floor_label=f"real MNIST vs real (floor, n={(floor or {}).get('n')})")
 
 
 def _floor_for(rows: Sequence[dict[str, Any]], data_root: str | None) -> dict[str, Any] | None:

@@ -34,6 +34,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from . import tables
+from .tables import METRIC_KEYS
+
 #: The reference table (LAB.md, "Lab 2"): the second write-up's platform, its own feature network.
 REFERENCE: tuple[dict[str, Any], ...] = (
     {"key": "gan-default", "model": "vanilla GAN, default hyper-parameters", "wall_time": 106.2, "fid": 379.21,
@@ -64,8 +67,6 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("classes_covered", "classes >= 5 %", "{:d}"),
     ("class_max_share", "largest class", "{:.3f}"),
 )
-METRIC_KEYS = ("fid", "precision", "recall", "density", "coverage", "classes_covered", "class_min_share",
-               "class_max_share", "label_accuracy")
 FIELDS = ("key", "model", "epochs", "images", "wall_time", "images_per_second", *METRIC_KEYS, "n_eval", "run_dir")
 TARGET_MODELS = ("gan-tuned", "wgan-gp")  # the rows that must beat every reference precision and recall
 FID_ORDER = ("wgan-gp", "gan-tuned", "wgan")  # lowest FID first
@@ -177,25 +178,9 @@ def lab1_runs(run_dir: str | os.PathLike) -> dict[str, tuple[str, Path]]:
 # --------------------------------------------------------------------------- tables
 
 
-def _cell(value: Any, fmt: str) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    try:
-        return fmt.format(value)
-    except (ValueError, TypeError):
-        return str(value)
-
-
 def markdown(rows: Sequence[Mapping[str, Any]], floor: Mapping[str, Any] | None = None) -> str:
     """The results as a Markdown table, one row per model, and the real-data floor as the last line."""
-    rows = _check_rows(rows)
-    lines = ["| " + " | ".join(h for _, h, _ in COLUMNS) + " |", "|" + "|".join("---" for _ in COLUMNS) + "|"]
-    for row in rows:
-        lines.append("| " + " | ".join(_cell(row.get(k), fmt) for k, _, fmt in COLUMNS) + " |")
-    if floor is not None:
-        real = {"model": "real MNIST (floor)", **{k: floor.get(k) for k in METRIC_KEYS}}
-        lines.append("| " + " | ".join(_cell(real.get(k), fmt) for k, _, fmt in COLUMNS) + " |")
-    return "\n".join(lines)
+    return tables.markdown(tables.grid(_check_rows(rows), COLUMNS, floor))
 
 
 def reference_markdown() -> str:
@@ -215,9 +200,9 @@ def comparison_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
              "time (s): ours | time (s): reference |", "|---|---|---|---|---|---|---|"]
     for ref in REFERENCE:
         ours = by_key.get(ref["key"], {})
-        lines.append(f"| {ours.get('model', ref['model'])} | {_cell(ours.get('precision'), '{:.3f}')} | "
-                     f"{ref['precision']:.2f} | {_cell(ours.get('recall'), '{:.3f}')} | {ref['recall']:.2f} | "
-                     f"{_cell(ours.get('wall_time'), '{:.0f}')} | {ref['wall_time']:.0f} |")
+        lines.append(f"| {ours.get('model', ref['model'])} | {tables.cell(ours.get('precision'), '{:.3f}')} | "
+                     f"{ref['precision']:.2f} | {tables.cell(ours.get('recall'), '{:.3f}')} | {ref['recall']:.2f} | "
+                     f"{tables.cell(ours.get('wall_time'), '{:.0f}')} | {ref['wall_time']:.0f} |")
     return "\n".join(lines)
 
 
@@ -356,6 +341,49 @@ def class_shares(history: Any, net: Any = None) -> np.ndarray:
         raise ValueError("history must be a train.History with samples (History.samples is empty)")
     net = net if net is not None else metrics.load_feature_net("cpu")
     return np.stack([metrics.class_histogram(s, net) for s in samples])
+
+
+def epoch_means(history: Any, name: str) -> np.ndarray:
+    """Mean of a per-step measurement of a ``train.History`` (``"d_loss"``, ``"d_real"``, ...) over each epoch."""
+    if name not in getattr(history, "STEP_FIELDS", ()):
+        raise ValueError(f"name must be one of {getattr(history, 'STEP_FIELDS', ())}, got {name!r}")
+    values = np.asarray(getattr(history, name), dtype=float)
+    epochs = np.asarray(history.epoch_of_step)
+    return np.array([values[epochs == e].mean() for e in range(1, int(epochs.max(initial=0)) + 1)])
+
+
+def loss_comparison(runs: Sequence[tuple[str, Any]]):
+    """Per-epoch losses of GAN and Wasserstein runs side by side; returns (Figure, lines of text).
+
+    Left: D's and G's losses of the runs trained with a GAN loss. Right: the critics'
+    estimate of W, E f(x) - E f(G(z)) (mean over each epoch), of the Wasserstein runs.
+    """
+    import matplotlib.pyplot as plt
+
+    fig, (ax_gan, ax_w) = plt.subplots(1, 2, figsize=(13, 3.6))
+    lines = []
+    for label, run in runs:
+        h = run.history
+        d, g = epoch_means(h, "d_loss"), epoch_means(h, "g_loss")
+        x = np.arange(1, len(d) + 1)
+        if run.config.loss.startswith("wgan"):
+            gap = epoch_means(h, "d_real") - epoch_means(h, "d_fake")
+            ax_w.plot(x, gap, marker=".", label=label)
+            lines.append(f"{label:<38} critic loss {d[0]:+.3f} -> {d[-1]:+.3f}, G loss {g[0]:+.3f} -> {g[-1]:+.3f}; "
+                         f"estimate of W {gap[0]:.3f} -> {gap[-1]:.3f} (largest {gap.max():.3f}, epoch {gap.argmax() + 1})")
+        else:
+            line, = ax_gan.plot(x, d, marker=".", label=f"{label}: D")
+            ax_gan.plot(x, g, ls="--", color=line.get_color(), label=f"{label}: G")
+            lines.append(f"{label:<38} D loss {d[0]:.3f} -> {d[-1]:.3f}, G loss {g[0]:.3f} -> {g[-1]:.3f} "
+                         f"(D at the game's equilibrium: 2 log 2 = {2 * math.log(2):.3f})")
+    ax_gan.axhline(2 * math.log(2), color="0.5", ls=":", lw=0.8)
+    ax_gan.set(xlabel="epoch", ylabel="mean loss", title="GAN losses per epoch (dotted: 2 log 2)")
+    ax_w.set(xlabel="epoch", ylabel="E f(x) - E f(G(z))", title="critics' estimate of W per epoch")
+    for ax in (ax_gan, ax_w):
+        if ax.lines:
+            ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig, lines
 
 
 def _moving_average(values: Sequence[float], window: int) -> tuple[np.ndarray, np.ndarray]:

@@ -245,3 +245,30 @@ def test_run_figure_draws_four_panels(loss, title):
     titles = [ax.get_title() for ax in fig.axes]
     assert "test: epoch 2" in titles and title in titles
     plt.close(fig)
+
+
+def _history_of(d_loss, g_loss, d_real, d_fake, steps_per_epoch):
+    n = len(d_loss)
+    return History(d_loss=list(d_loss), g_loss=list(g_loss), d_real=list(d_real), d_fake=list(d_fake),
+                   g_grad_norm=[1.0] * n, gp=[0.0] * n,
+                   epoch_of_step=[1 + i // steps_per_epoch for i in range(n)])
+
+
+def test_epoch_means_average_each_epoch_and_refuse_unknown_fields():
+    h = _history_of([1, 3, 5, 7], [0, 0, 0, 0], [0] * 4, [0] * 4, steps_per_epoch=2)
+    assert results.epoch_means(h, "d_loss").tolist() == [2.0, 6.0]
+    with pytest.raises(ValueError, match="name must be one of"):
+        results.epoch_means(h, "fid")
+
+
+def test_loss_comparison_reports_the_critics_estimate_of_w():
+    from types import SimpleNamespace
+
+    gan = SimpleNamespace(history=_history_of([1.2, 1.0], [0.9, 1.1], [0.6] * 2, [0.4] * 2, 1),
+                          config=SimpleNamespace(loss="gan"))
+    wgan = SimpleNamespace(history=_history_of([-3, -1], [5, 4], [4, 2], [1, 1.5], 1),
+                           config=SimpleNamespace(loss="wgan-gp"))
+    fig, lines = results.loss_comparison([("vanilla", gan), ("gp", wgan)])
+    assert "D loss 1.200 -> 1.000" in lines[0]
+    assert "estimate of W 3.000 -> 0.500" in lines[1]
+    assert len(fig.axes[0].lines) == 3 and len(fig.axes[1].lines) == 1  # D, G, the 2 log 2 line; one critic

@@ -76,7 +76,7 @@ def _check_generator(Cls: Any, nz: int, ngf: int) -> str:
         out = require_tensor(ex, "G(z, y)", out, f"images of shape ({N_CLASSES}, 1, 32, 32)")
         if tuple(out.shape) != (N_CLASSES, 1, 32, 32):
             raise ExerciseError(ex, "wrong output shape", expected=f"({N_CLASSES}, 1, 32, 32)", got=shape(out),
-                                hint=f"the body takes nz + n_classes numbers per sample: torch.cat([z, one_hot], dim=1)")
+                                hint="the body takes nz + n_classes numbers per sample: torch.cat([z, one_hot], dim=1)")
         lo, hi = float(out.detach().min()), float(out.detach().max())
         if lo < -1 - 1e-6 or hi > 1 + 1e-6:
             raise ExerciseError(ex, "output outside [-1, 1]", expected="values in [-1, 1] (Tanh)", got=f"[{lo:.3f}, {hi:.3f}]")
