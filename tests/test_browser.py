@@ -23,6 +23,7 @@ A screenshot of each step goes into the test's tmp_path and into
 from __future__ import annotations
 
 import base64
+import io
 import json
 import os
 import re
@@ -46,9 +47,12 @@ CHROMIUM = Path(os.environ.get("LABKIT_CHROMIUM", "/usr/bin/chromium"))
 SHOTS = Path(os.environ.get("LABKIT_BROWSER_SHOTS", "/tmp/labkit-browser-shots"))
 KERNEL_DISPLAY_NAME = "Python 3 (labkit)"  # what `make setup` registers; see the Makefile
 # The smallest settings the notebooks accept that still train every run they show.
+# The default runs take 60 steps: after only a few, G's eval-mode output is a flat grey in which the classes
+# and the steps of the latent walk differ by a grey level or two; after 60 they differ visibly (G draws no
+# digits yet). The ablation runs behind the nz slider take 2 steps each: they differ enough.
 QUICK = {
-    "01_dcgan": dict(epochs=1, n_train=64, batch_size=32, ngf=8, ndf=8, n_eval=100, ablation_images=64),
-    "02_cgan": dict(epochs=1, n_train=64, batch_size=32, ngf=8, ndf=8, n_eval=100, ablations=False),
+    "01_dcgan": dict(epochs=1, n_train=1920, batch_size=32, ngf=8, ndf=8, n_eval=100, ablation_images=64),
+    "02_cgan": dict(epochs=1, n_train=1920, batch_size=32, ngf=8, ndf=8, n_eval=100, ablations=False),
 }
 RUN_ALL_TIMEOUT = 240  # seconds for one notebook's Run All through the UI
 WIDGET_ERRORS = re.compile(r"widget|model not found|jupyter-widgets|ipywidgets", re.I)
@@ -111,6 +115,9 @@ def lab(tmp_path_factory):
         json.dumps({"fetchNews": "false"}))
     port, token = _free_port(), secrets.token_hex(16)
     env = {k: v for k, v in os.environ.items() if k != "LABKIT_FRONTEND"}  # the kernel must guess "notebook"
+    # The CPU fast path's probe times each new model for a few seconds (tests/test_fastpath.py covers it);
+    # here the runs take 2 to 60 steps and the probe would cost more than all of them.
+    env["LABKIT_FAST_PATH"] = "off"
     env.update(JUPYTERLAB_SETTINGS_DIR=str(settings), JUPYTER_CONFIG_DIR=str(home / "config"),
                JUPYTER_RUNTIME_DIR=str(home / "runtime"), PYTHONUNBUFFERED="1")
     log = open(home / "jupyter.log", "w")
@@ -226,6 +233,18 @@ def _image(explorer) -> bytes:
     return base64.b64decode(src.split(",", 1)[1])
 
 
+def _changed_share(a: bytes, b: bytes) -> float:
+    """Share of the pixels below the title that differ by more than 2 grey levels between two PNGs."""
+    import numpy as np
+    from PIL import Image
+
+    x, y = (np.asarray(Image.open(io.BytesIO(png)).convert("L"), dtype=np.int16) for png in (a, b))
+    if x.shape != y.shape:
+        return 1.0
+    top = int(0.15 * x.shape[0])  # the title says which value is shown; the picture itself must change too
+    return float((np.abs(x[top:] - y[top:]) > 2).mean())
+
+
 def _readout(slider) -> str:
     return (slider.locator(".widget-readout").text_content() or "").strip()
 
@@ -261,6 +280,9 @@ def _walk_slider(page, explorer, shots: Shots, label: str, keys: int, name: str)
         shots.take(explorer, f"{name}-{label}-{readouts[-1]}")
     assert len(set(readouts)) == len(readouts), f"the {label} readout did not follow the keys: {readouts}"
     assert len(set(images)) == len(images), f"two {label} values showed the same picture: {readouts}"
+    shares = [_changed_share(a, b) for a, b in zip(images, images[1:])]
+    print(f"{name} {label} {readouts}: share of changed pixels per step {[round(x, 4) for x in shares]}")
+    assert min(shares) > 0.01, f"moving {label} ({readouts}) changed only the title, not the picture: {shares}"
     image = images[-1]
     for _ in range(keys):
         image = _press(explorer, label, "ArrowLeft", image)
@@ -331,6 +353,8 @@ def test_notebook_in_jupyterlab(kind, stem, lab, browser, tmp_path):
                 assert f"NotImplementedError: exercise {exercise}: not done yet" in text
             message = page.locator(".jp-OutputArea-output", has_text="not done yet").first
             message.scroll_into_view_if_needed()
+            message.wait_for(state="visible")
+            page.wait_for_timeout(1000)  # the windowed notebook draws the cells around it
             shots.take(page, "not-done-yet")
 
         page.wait_for_selector(".jp-OutputArea-output .widget-slider .noUi-handle", timeout=30_000)
