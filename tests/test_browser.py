@@ -351,11 +351,12 @@ def test_notebook_in_jupyterlab(kind, stem, lab, browser, tmp_path):
             for exercise in exercises:
                 assert f"exercise {exercise} not done yet" in text, f"no 'not done yet' message for {exercise}"
                 assert f"NotImplementedError: exercise {exercise}: not done yet" in text
-            message = page.locator(".jp-OutputArea-output", has_text="not done yet").first
-            message.scroll_into_view_if_needed()
-            message.wait_for(state="visible")
+            check = page.locator(".jp-CodeCell", has=page.locator(".jp-OutputArea-output",
+                                                                  has_text="not done yet")).first
+            check.scroll_into_view_if_needed()
+            check.wait_for(state="visible")
             page.wait_for_timeout(1000)  # the windowed notebook draws the cells around it
-            shots.take(page, "not-done-yet")
+            shots.take(check, "not-done-yet")  # the check cell under the first exercise, with its message
 
         page.wait_for_selector(".jp-OutputArea-output .widget-slider .noUi-handle", timeout=30_000)
         if stem == "01_dcgan":

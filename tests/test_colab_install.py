@@ -51,7 +51,8 @@ NOTEBOOKS = sorted((ROOT / "solutions").glob("*.ipynb")) + sorted((ROOT / "noteb
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 REQUIREMENT = "labkit @ git+https://github.com/labkit-gan/labkit"
 # Quick settings for notebook 01; the ablations (and so the nz slider) are the browser test's business.
-QUICK = dict(epochs=1, n_train=64, batch_size=32, ngf=8, ndf=8, n_eval=100, ablations=False)
+# ablation_images also sizes questions 1 and 3's short runs (100 and 200 steps by default).
+QUICK = dict(epochs=1, n_train=64, batch_size=32, ngf=8, ndf=8, n_eval=100, ablations=False, ablation_images=64)
 PREINSTALLED = ("torch", "torchvision")  # what Colab gives before the set-up cell runs
 
 
@@ -203,7 +204,9 @@ def colab_like(tmp_path_factory):
            if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME") and not k.startswith(("LABKIT_", "JUPYTER"))}
     env.update(PATH=f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}", VIRTUAL_ENV=str(venv),
                JUPYTER_DATA_DIR=str(base / "jupyter-data"), JUPYTER_CONFIG_DIR=str(base / "jupyter-config"),
-               PIP_DISABLE_PIP_VERSION_CHECK="1")
+               PIP_DISABLE_PIP_VERSION_CHECK="1",
+               # the CPU fast path's probe (tests/test_fastpath.py) would take longer than these 2-step runs
+               LABKIT_FAST_PATH="off")
     pins = [f"{name}=={md.version(name)}" for name in PREINSTALLED]
     start = time.monotonic()
     if not _link_preinstalled(site):
