@@ -27,9 +27,10 @@ $(STAMP): pyproject.toml
 data: $(STAMP)
 	$(PY) -m labkit fetch-data
 
-# JupyterLab on localhost only, with token auth (the URL with the token is printed), opening notebooks/.
+# JupyterLab on localhost only, with token auth (the URL with the token is printed), serving notebooks/
+# (a folder given to `jupyter lab` becomes its root). tests/test_browser.py runs this very command.
 lab: data
-	$(VENV)/bin/jupyter lab --no-browser --ip 127.0.0.1 --ServerApp.root_dir=. $(ALLOW_ROOT) notebooks/
+	$(VENV)/bin/jupyter lab --no-browser --ip 127.0.0.1 $(ALLOW_ROOT) notebooks/
 
 # The real browser tests/test_browser.py drives: Debian's chromium (Playwright's own download is not needed).
 # Installed only when missing, and only as root; otherwise say how (the test then fails, naming the same fix).

@@ -3,8 +3,11 @@
 papermill runs the notebooks headless, where the explorers fall back to static
 figures; this test is the one place where the live widgets are seen working.
 It drives Debian's Chromium (``/usr/bin/chromium``; ``make browser`` installs
-it) with Python Playwright, on a JupyterLab server of its own (free localhost
-port, random token), on copies of the notebooks set to quick parameters:
+it) with Python Playwright, on a JupyterLab server started with `make lab`'s own
+command (read with ``make -n lab`` and checked: localhost only, token auth,
+``notebooks/``; run in the test's own folder, with a free port and a random token)
+and the project's kernel ("Python 3 (labkit)"), on copies of the notebooks set
+to quick parameters:
 
 - each notebook is run through the UI (Run > Run All Cells) until the kernel is
   idle, and then saved from the UI so its outputs can be read back;
@@ -28,6 +31,7 @@ import json
 import os
 import re
 import secrets
+import shlex
 import shutil
 import socket
 import subprocess
@@ -98,16 +102,40 @@ def _quick_copy(source: Path, dest: Path, run_dir: Path) -> None:
     nbformat.write(nb, dest)
 
 
+def _served_path(kind: str, stem: str) -> str:
+    return f"solutions/{stem}.ipynb" if kind == "solutions" else f"{stem}.ipynb"
+
+
+def _make_lab_command() -> list[str]:
+    """The JupyterLab command `make lab` runs (read with `make -n lab`): localhost only, token auth, notebooks/."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+    dry = subprocess.run(["make", "-n", "lab"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    lines = [line for line in dry.stdout.splitlines() if "jupyter lab" in line]
+    assert len(lines) == 1, f"`make lab` should run one `jupyter lab`:\n{dry.stdout}"
+    cmd = shlex.split(lines[0])
+    assert cmd[0].endswith("jupyter") and cmd[1] == "lab", cmd
+    assert "--ip" in cmd and cmd[cmd.index("--ip") + 1] == "127.0.0.1", f"`make lab` must bind to localhost: {cmd}"
+    assert not [a for a in cmd if re.search(r"token=|password|disable_check_xsrf", a, re.I)], \
+        f"`make lab` must keep JupyterLab's token authentication: {cmd}"
+    assert cmd[-1].rstrip("/") == "notebooks", f"`make lab` should open notebooks/: {cmd}"
+    return [sys.executable, "-m", "jupyter", *cmd[1:]]  # this venv's jupyter, as .venv/bin/jupyter is
+
+
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     """A JupyterLab server on a free localhost port with a random token, serving quick copies."""
     home = tmp_path_factory.mktemp("lab")
     root = home / "root"
     run_dir = home / "runs"  # shared: the handouts reload the runs the solutions trained
+    # `make lab` serves notebooks/ (its path argument becomes the server's root): the handouts, and here
+    # the solutions in a subfolder of it
+    served = root / "notebooks"
     for kind in ("solutions", "notebooks"):
-        (root / kind).mkdir(parents=True)
         for stem in QUICK:
-            _quick_copy(ROOT / kind / f"{stem}.ipynb", root / kind / f"{stem}.ipynb", run_dir)
+            copy = served / _served_path(kind, stem)
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            _quick_copy(ROOT / kind / f"{stem}.ipynb", copy, run_dir)
     settings = home / "user-settings"
     # The news prompt is a notification toast that could cover a cell; nothing else is changed.
     (settings / "@jupyterlab" / "apputils-extension").mkdir(parents=True)
@@ -121,11 +149,10 @@ def lab(tmp_path_factory):
     env.update(JUPYTERLAB_SETTINGS_DIR=str(settings), JUPYTER_CONFIG_DIR=str(home / "config"),
                JUPYTER_RUNTIME_DIR=str(home / "runtime"), PYTHONUNBUFFERED="1")
     log = open(home / "jupyter.log", "w")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip", "127.0.0.1", f"--port={port}",
-         "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
-         "--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
-        + (["--allow-root"] if os.geteuid() == 0 else []),
+    server = subprocess.Popen(  # `make lab`'s own command, run in the test's folder; port and token are the test's
+        _make_lab_command() + [f"--port={port}", "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
+                               "--LabApp.news_url=None",
+                               "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
         cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -143,7 +170,7 @@ def lab(tmp_path_factory):
         # token auth is on: without the token the API refuses
         with pytest.raises(urllib.error.HTTPError):
             urllib.request.urlopen(f"{url}/api/contents", timeout=5)
-        yield dict(url=url, token=token, root=root, home=home)
+        yield dict(url=url, token=token, served=served, home=home)
     finally:
         try:  # a clean stop: the server shuts its kernels down first
             urllib.request.urlopen(urllib.request.Request(f"{url}/api/shutdown?token={token}", method="POST"),
@@ -320,7 +347,8 @@ def test_notebook_in_jupyterlab(kind, stem, lab, browser, tmp_path):
     shots = Shots(tmp_path, f"{kind}-{stem}")
     try:
         # a workspace of its own: JupyterLab would otherwise reopen the notebooks of the tests before
-        page.goto(f"{lab['url']}/lab/workspaces/{kind}-{stem}/tree/{kind}/{stem}.ipynb?reset&token={lab['token']}")
+        page.goto(f"{lab['url']}/lab/workspaces/{kind}-{stem}/tree/{_served_path(kind, stem)}"
+                  f"?reset&token={lab['token']}")
         page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
         kernel = page.locator(".jp-NotebookPanel-toolbar .jp-Toolbar-kernelName").first
         try:
@@ -336,7 +364,7 @@ def test_notebook_in_jupyterlab(kind, stem, lab, browser, tmp_path):
 
         seconds = _run_all(page, RUN_ALL_TIMEOUT)
         print(f"{kind}/{stem}: Run All Cells took {seconds:.0f} s through the UI")
-        nb = _save(page, lab["root"] / kind / f"{stem}.ipynb")
+        nb = _save(page, lab["served"] / _served_path(kind, stem))
         shots.take(page, "ran-all")
         assert not _errors(nb), f"cells failed: {_errors(nb)}"
         unrun = [c.source[:60] for c in nb.cells if c.cell_type == "code" and c.execution_count is None]
@@ -359,15 +387,16 @@ def test_notebook_in_jupyterlab(kind, stem, lab, browser, tmp_path):
             shots.take(check, "not-done-yet")  # the check cell under the first exercise, with its message
 
         page.wait_for_selector(".jp-OutputArea-output .widget-slider .noUi-handle", timeout=30_000)
+        keys = 2 if kind == "solutions" else 1  # the handouts show the same explorers: one step each is enough
         if stem == "01_dcgan":
-            nz = _walk_slider(page, _explorer(page, "nz"), shots, "nz", keys=2, name="nz")
+            nz = _walk_slider(page, _explorer(page, "nz"), shots, "nz", keys=keys, name="nz")
             assert nz[:2] == ["2", "8"], f"nz slider readouts {nz}"
-            _walk_slider(page, _explorer(page, "t"), shots, "t", keys=2, name="walk")
+            _walk_slider(page, _explorer(page, "t"), shots, "t", keys=keys, name="walk")
         else:
-            digits = _walk_slider(page, _explorer(page, "class"), shots, "class", keys=3, name="class")
-            assert digits == ["0", "1", "2", "3"]
+            digits = _walk_slider(page, _explorer(page, "class"), shots, "class", keys=keys + 1, name="class")
+            assert digits == [str(c) for c in range(keys + 2)]
             walk = _explorer(page, "t")
-            _walk_slider(page, walk, shots, "t", keys=2, name="walk")
+            _walk_slider(page, walk, shots, "t", keys=keys, name="walk")
             _walk_slider(page, walk, shots, "class", keys=1, name="walk")
 
         body = page.locator("body").inner_text()
