@@ -9,6 +9,8 @@ KERNEL_NAME := Python 3 (labkit)
 CHROMIUM ?= /usr/bin/chromium
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)  # containers and CI machines run as root
 PYTEST_ARGS ?=
+# The notebooks' data_root=None means this folder, wherever their kernel runs (JupyterLab starts it in notebooks/).
+export LABKIT_DATA ?= $(CURDIR)/data
 
 .PHONY: setup data lab test run handouts browser clean-venv
 

@@ -34,6 +34,9 @@ ENV = "LABKIT_FAST_PATH"
 # A candidate replaces the plain loop only when this much faster in the probe:
 # the probe is short, and a noisy 3 % "win" is not worth different numerics.
 MIN_SPEEDUP = 1.10
+# The probe costs a few dozen steps plus the kernels' first-call compilation (seconds for
+# bf16); a run shorter than this cannot win that back, so "auto" stays on the plain path.
+MIN_STEPS_TO_PROBE = 400
 
 
 @dataclass(frozen=True)
@@ -107,7 +110,8 @@ _cache: dict[tuple, str] = {}
 
 
 def choose(requested: str, G: nn.Module, D: nn.Module, device: torch.device, step: StepFn,
-           key: tuple = (), warmup: int = 2, timed: int = 4) -> tuple[FastPath, dict[str, float]]:
+           key: tuple = (), warmup: int = 2, timed: int = 4,
+           steps: int | None = None) -> tuple[FastPath, dict[str, float]]:
     """Resolve ``requested`` (a name in :data:`CHOICES`) to a :class:`FastPath`.
 
     For ``"auto"`` (unless ``LABKIT_FAST_PATH`` names a path) each candidate runs
@@ -116,6 +120,7 @@ def choose(requested: str, G: nn.Module, D: nn.Module, device: torch.device, ste
     :data:`MIN_SPEEDUP`. Returns the path and the seconds per step measured (empty
     when nothing was timed now). A decision is remembered for the process under
     ``key``, so a notebook's many runs of the same models pay for one probe.
+    A run of fewer than :data:`MIN_STEPS_TO_PROBE` ``steps`` is not probed: plain path.
     The real models, their optimisers and the training random stream are never touched.
     """
     if requested not in CHOICES:
@@ -130,7 +135,7 @@ def choose(requested: str, G: nn.Module, D: nn.Module, device: torch.device, ste
         return FastPath(requested), {}
 
     options = candidates(G, D, device)
-    if options == ("off",):
+    if options == ("off",) or (steps is not None and steps < MIN_STEPS_TO_PROBE):
         return FastPath("off"), {}
     cache_key = (device.type, type(G).__name__, type(D).__name__,
                  sum(p.numel() for p in G.parameters()), sum(p.numel() for p in D.parameters()), *key)

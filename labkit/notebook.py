@@ -43,8 +43,11 @@ def _float(low: float, high: float | None = None, low_open: bool = True, high_op
     return ok, f"a number {left} {low}{right}"
 
 
-def _path() -> tuple[Callable[[Any], bool], str]:
-    return (lambda v: isinstance(v, (str, Path)) and str(v) != ""), "a non-empty folder path (str)"
+def _path(none_ok: bool = False) -> tuple[Callable[[Any], bool], str]:
+    def ok(v: Any) -> bool:
+        return (none_ok and v is None) or (isinstance(v, (str, Path)) and str(v) != "")
+
+    return ok, "a non-empty folder path (str)" + (" or None" if none_ok else "")
 
 
 def _bool() -> tuple[Callable[[Any], bool], str]:
@@ -69,7 +72,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "beta1": _float(0, 1, low_open=False),
     "seed": _int(0),
     "device": _choice(DEVICES),
-    "data_root": _path(),
+    "data_root": _path(none_ok=True),  # None: labkit.data.data_root() decides ($LABKIT_DATA, else ./data)
     "run_dir": _path(),
     "ablations": _bool(),
     "ablation_images": _int(1),

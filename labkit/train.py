@@ -422,7 +422,8 @@ def _choose_fast_path(G: nn.Module, D: nn.Module, images: torch.Tensor, labels: 
             _d_step(g, d, x, batch_labels, config, opt_d, gen, path)
         _g_step(g, d, config.batch_size, config, opt_g, gen, device, path)
 
-    path, timings = fastpath.choose(config.fast_path, G, D, device, probe_step,
+    steps = config.epochs * (images.shape[0] // (config.batch_size * config.n_critic))
+    path, timings = fastpath.choose(config.fast_path, G, D, device, probe_step, steps=steps,
                                     key=(config.batch_size, config.loss, config.n_critic, config.conditional))
     if timings:
         print(fastpath.describe(path, timings), flush=True)

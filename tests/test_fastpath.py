@@ -72,6 +72,15 @@ def test_auto_keeps_the_fastest_only_when_it_wins_clearly(monkeypatch):
     assert path.name == "off", "a win inside the probe's noise must not change the numerics"
 
 
+def test_short_runs_are_not_probed(monkeypatch):
+    monkeypatch.setattr(fastpath, "bf16_native", lambda: True)
+    G, D = models()
+    never = sleeper({})  # KeyError if called
+    short = fastpath.MIN_STEPS_TO_PROBE - 1
+    assert fastpath.choose("auto", G, D, torch.device("cpu"), never, steps=short) == (fastpath.FastPath("off"), {})
+    assert fastpath.choose("bf16", G, D, torch.device("cpu"), never, steps=short)[0].name == "bf16"  # asked for
+
+
 def test_explicit_names_and_the_environment_skip_the_probe(monkeypatch):
     G, D = models()
     never = sleeper({})  # KeyError if called
@@ -113,7 +122,8 @@ def test_every_path_trains_close_to_the_plain_loop(name, loss):
         assert fast[0] == pytest.approx(plain[0], rel=0.05, abs=0.05), key
 
 
-def test_the_probe_leaves_models_and_random_stream_untouched():
+def test_the_probe_leaves_models_and_random_stream_untouched(monkeypatch):
+    monkeypatch.setattr(fastpath, "MIN_STEPS_TO_PROBE", 1)  # probe even this tiny run
     config = TrainConfig(**TINY)
     G, D = train.build_models(config)
     auto = train.fit(G, D, tiny_data(), config)  # times the candidates first

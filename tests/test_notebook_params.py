@@ -13,12 +13,13 @@ GOOD = dict(epochs=5, n_train=None, batch_size=128, nz=100, ngf=32, ndf=32, lr=2
 def test_good_parameters_pass_unchanged():
     assert check_parameters(**GOOD) == GOOD
     assert check_parameters(**{**GOOD, "n_train": 512, "device": "cuda:0", "beta1": 0.0})
+    assert check_parameters(**{**GOOD, "data_root": None})  # labkit.data.data_root() decides: $LABKIT_DATA, else ./data
 
 
 @pytest.mark.parametrize("name, value", [
     ("epochs", "two"), ("epochs", 0), ("epochs", 1.5), ("n_train", 0), ("n_train", 70_000),
     ("batch_size", True), ("nz", -3), ("lr", 0), ("lr", float("inf")), ("lr", "1e-3"), ("beta1", 1.0),
-    ("seed", -1), ("device", "gpu"), ("data_root", ""), ("ablations", "yes"), ("run_dir", None),
+    ("seed", -1), ("device", "gpu"), ("data_root", ""), ("data_root", 3), ("ablations", "yes"), ("run_dir", None),
 ])
 def test_bad_value_names_parameter_value_and_accepted(name, value):
     with pytest.raises(ValueError) as err:
