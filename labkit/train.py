@@ -549,7 +549,7 @@ def fit(G: nn.Module, D: nn.Module, data, config: TrainConfig | None = None, run
             _atomic_write_text(json.dumps(history.summary() | {
                 "d_loss": history.d_loss, "g_loss": history.g_loss, "d_real": history.d_real,
                 "d_fake": history.d_fake, "g_grad_norm": history.g_grad_norm, "gp": history.gp,
-                "epoch_seconds": history.epoch_seconds}), run_path / HISTORY_JSON)
+                "epoch_seconds": history.epoch_seconds, "epoch_images": history.epoch_images}), run_path / HISTORY_JSON)
     return history
 
 

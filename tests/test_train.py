@@ -79,6 +79,8 @@ def test_resume_continues_exactly(tmp_path):
     for p, q in zip(G_full.state_dict().values(), G2.state_dict().values()):
         assert torch.equal(p, q)
     assert torch.equal(resumed.samples[-1], full.samples[-1])
+    saved = json.loads((tmp_path / "split" / train.HISTORY_JSON).read_text())
+    assert saved["epoch_images"] == [64] * 3 and len(saved["epoch_seconds"]) == 3  # what make run's report reads
 
 
 def test_existing_run_is_never_overwritten(tmp_path):
