@@ -77,3 +77,14 @@ def test_bad_parameter_value_fails_right_after_the_parameters_cell(solutions, tm
                              data_root=DATA, only=["01_ok"])
     md = (folder / "report.md").read_text()
     assert "failed** in cell 3" in md and "epochs = 0" in md  # cell 1: injected parameters, 2: defaults
+
+
+def test_report_table_puts_the_floor_last_or_says_why_it_is_missing():
+    from labkit import report
+
+    row = {"model": "dcgan-default (dcgan, gan)", "epochs": 1, "fid": 12.5}
+    cells = report.table([row], {"n": 2000, "fid": 0.31, "precision": 0.837})
+    assert cells[-1][0] == "real MNIST vs real (floor, n=2000)" and "0.31" in cells[-1]
+    failed = report.table([row], {"model": "floor unavailable: no MNIST test set"})
+    assert failed[-1][0] == "floor unavailable: no MNIST test set"
+    assert len(report.table([row], None)) == 2  # header and the row
