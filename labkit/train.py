@@ -283,7 +283,6 @@ def _d_step(G: nn.Module, D: nn.Module, real: torch.Tensor, labels: torch.Tensor
             d_real, d_fake = real_out.mean(), fake_out.mean()
             if config.loss == "wgan-gp":
                 penalty, _ = losses.gradient_penalty(D, real, fake, y=d_labels, generator=gen)
-                penalty = penalty.float()
                 loss = loss + config.gp_lambda * penalty
     opt_d.zero_grad(set_to_none=True)
     loss.backward()

@@ -11,7 +11,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from labkit import checks, losses, models, train
-from labkit.checks import ExerciseError
+
+from exercise_helpers import rejects
 
 # ----------------------------------------------------------------------------- helpers
 
@@ -30,16 +31,6 @@ class NotDoneModule(nn.Module):
 
 def not_done_function(*args, **kwargs):
     raise NotImplementedError("exercise x: not done yet — replace this line with your code")
-
-
-def rejects(check, wrong, *words: str) -> str:
-    with pytest.raises(ExerciseError) as info:
-        check(wrong)
-    message = str(info.value)
-    for word in words:
-        assert word in message, message
-    assert "expected" in message or "hint" in message, message
-    return message
 
 
 # ----------------------------------------------------------------------------- every check, both easy outcomes
