@@ -117,7 +117,7 @@ def main() -> None:
     # What fast_path="auto" picks for a full-length run (a short one like these is never probed).
     config = TrainConfig(batch_size=args.batch_size, device="cpu", epochs=100)
     G, D = train.build_models(config)
-    fast_name = train._choose_fast_path(G, D, images, labels, config, torch.device("cpu")).name
+    fast_name = train.choose_fast_path(G, D, images, labels, config, torch.device("cpu")).name
     plain, default, fast = [], [], []
     for r in range(args.repeats):
         plain.append(plain_loop(images, args.steps, args.batch_size, seed=r))

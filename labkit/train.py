@@ -404,9 +404,13 @@ def _check_finite(values: dict[str, list[float]], history: History, epoch: int) 
         )
 
 
-def _choose_fast_path(G: nn.Module, D: nn.Module, images: torch.Tensor, labels: torch.Tensor | None,
-                      config: TrainConfig, device: torch.device) -> fastpath.FastPath:
-    """Resolve ``config.fast_path``, timing real training steps on copies of G and D when it is "auto"."""
+def choose_fast_path(G: nn.Module, D: nn.Module, images: torch.Tensor, labels: torch.Tensor | None,
+                     config: TrainConfig, device: torch.device) -> fastpath.FastPath:
+    """The fast path :func:`fit` would use for ``config`` on these data and device.
+
+    A named ``config.fast_path`` is checked and returned; "auto" times real training steps on
+    copies of G and D (left untouched) unless the run is too short to pay for the probe.
+    """
     real = images[:config.batch_size]
     batch_labels = labels[:config.batch_size] if config.conditional else None
     optimizers: dict[int, tuple[torch.optim.Optimizer, torch.optim.Optimizer]] = {}
@@ -483,7 +487,7 @@ def fit(G: nn.Module, D: nn.Module, data, config: TrainConfig | None = None, run
         # The path the run started with, so a resumed run continues with the same numerics.
         path = fastpath.FastPath(state["history"].get("fast_path", "off"))
     else:
-        path = _choose_fast_path(G, D, images, labels, config, device)
+        path = choose_fast_path(G, D, images, labels, config, device)
     path.prepare_model(G)
     path.prepare_model(D)
     images = path.prepare_images(images)
