@@ -285,7 +285,7 @@ class DCGANDiscriminator(nn.Module):
 
 
 # ----------------------------------------------------------------------------------------
-# MLP (the vanilla GAN and the WGANs of lab 2)
+# MLP (the vanilla GAN of lab 2; its WGANs use the DCGAN pair above)
 
 
 class MLPGenerator(nn.Module):
