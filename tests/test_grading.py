@@ -14,6 +14,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+import torch
 
 from labkit import grading, handouts, losses
 
@@ -340,3 +341,28 @@ def test_gradient_penalty_over_the_wrong_dimension_fails():
     got = grading.run_probe_here("wgan-gradient-penalty", dict(ns, gradient_penalty=wrong_dim), 5)
     res = grading._judge("wgan-gradient-penalty", 3, {"status": "ok", "result": got}, ref)
     assert res.outcome == "failed" and "per sample" in res.message, res.message
+
+
+def test_train_step_reusing_the_fake_batch_earns_full_points_as_in_the_notebook_check():
+    """The notebook's check accepts G's step on D's fake batch; grading must not take points for it."""
+    from labkit.checks import dcgan
+
+    sol = nbformat.read(ROOT / "solutions" / "01_dcgan.ipynb", as_version=4)
+    ns = grading.reference_namespace(sol)
+    refs = grading.reference_results("dcgan-train-step", ns, 3)
+    reuse = grading.run_probe_here("dcgan-train-step", {"train_step": dcgan._reuse_fake_step}, 3)
+    assert grading._judge("dcgan-train-step", 3, {"status": "ok", "result": reuse}, refs).outcome == "passed"
+    assert grading._judge("dcgan-train-step", 3, {"status": "ok", "result": reuse}, refs[0]).outcome != "passed"
+
+    def no_zero_grad(G, D, real, opt_g, opt_d, gen):  # gradients pile up from step to step
+        z = torch.randn(real.shape[0], G.nz, generator=gen)
+        loss_d = losses.d_loss_gan(D(real), D(G(z).detach()))
+        loss_d.backward()
+        opt_d.step()
+        loss_g = losses.g_loss_nonsaturating(D(G(torch.randn(real.shape[0], G.nz, generator=gen))))
+        loss_g.backward()
+        opt_g.step()
+        return loss_d.item(), loss_g.item()
+
+    wrong = grading.run_probe_here("dcgan-train-step", {"train_step": no_zero_grad}, 3)
+    assert grading._judge("dcgan-train-step", 3, {"status": "ok", "result": wrong}, refs).outcome != "passed"
