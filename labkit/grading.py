@@ -339,9 +339,9 @@ class Probe:
 
 
 def _train_step_variants(ns: dict) -> list[dict]:
-    from .checks import dcgan  # the notebook check's accepted form: G's step reuses D's fake batch
+    from .checks import dcgan  # the form the notebook's check accepts too: G's step reuses D's fake batch
 
-    return [dict(ns, train_step=dcgan._reuse_fake_step)]
+    return [dict(ns, train_step=dcgan.reuse_fake_train_step)]
 
 
 #: exercise id -> probe. Exercises not listed here are reported "error: no grader probe".
@@ -548,7 +548,8 @@ def reference_results(exercise: str, ns: dict[str, Any], seed: int) -> list[dict
     return [run_probe_here(exercise, v, seed) for v in (ns, *PROBES[exercise].variants(ns))]
 
 
-def _judge(exercise: str, max_points: float, raw: dict, ref: dict | list[dict]) -> ExerciseResult:
+def _judge(exercise: str, max_points: float, raw: dict, refs: list[dict]) -> ExerciseResult:
+    """Score a probe result against the accepted references (:func:`reference_results`)."""
     if raw.get("status") == "not attempted":
         return ExerciseResult(exercise, "not attempted", 0, max_points,
                               "the NotImplementedError placeholder is still there: " + raw.get("message", ""))
@@ -558,7 +559,6 @@ def _judge(exercise: str, max_points: float, raw: dict, ref: dict | list[dict]) 
     if any(m and str(m).startswith("labkit") for m in raw.get("modules", [])):
         return ExerciseResult(exercise, "failed", 0, max_points,
                               "your exercise uses labkit's own reference instead of your code")
-    refs = ref if isinstance(ref, list) else [ref]
     # judged against the closest accepted answer; on a tie the solution's own form, whose messages are the hints
     parts = max((PROBES[exercise].compare(raw["result"], r) for r in refs), key=lambda ps: sum(ok for _, ok, _ in ps))
     good = sum(ok for _, ok, _ in parts)

@@ -411,9 +411,12 @@ def reference_train_step(G: nn.Module, D: nn.Module, real: torch.Tensor, opt_g: 
     return loss_d.item(), loss_g.item()
 
 
-def _reuse_fake_step(G: nn.Module, D: nn.Module, real: torch.Tensor, opt_g: torch.optim.Optimizer,
-                     opt_d: torch.optim.Optimizer, gen: torch.Generator) -> tuple[float, float]:
-    """The other correct form (pytorch/examples' DCGAN): G's step reuses the D step's fake batch."""
+def reuse_fake_train_step(G: nn.Module, D: nn.Module, real: torch.Tensor, opt_g: torch.optim.Optimizer,
+                          opt_d: torch.optim.Optimizer, gen: torch.Generator) -> tuple[float, float]:
+    """The other correct form (pytorch/examples' DCGAN): G's step reuses the D step's fake batch.
+
+    The exercise's check and the grader both accept it.
+    """
     z = torch.randn(real.shape[0], G.nz, generator=gen).to(real.device)
     fake = G(z)
     loss_d = losses.d_loss_gan(D(real), D(fake.detach()))
@@ -476,7 +479,7 @@ def _check_train_step(train_step: Any) -> str:
 
     variants = {}
     for name, step in (("fresh noise for G's step", reference_train_step),
-                       ("G's step reuses the D step's fake batch", _reuse_fake_step)):
+                       ("G's step reuses the D step's fake batch", reuse_fake_train_step)):
         Gr, Dr, og, od, gr = start()
         ref_losses = step(Gr, Dr, batches[0].clone(), og, od, gr)
         variants[name] = (step, ref_losses, _params(Gr), _params(Dr))
