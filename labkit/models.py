@@ -103,6 +103,24 @@ def _check_images(x: torch.Tensor, nc: int) -> None:
 
 
 # ----------------------------------------------------------------------------------------
+# Conditioning: how a label joins the input (lab 1's cGAN exercises write these themselves;
+# the grader hides them, one at a time, while it scores those exercises)
+
+
+def join_label(z: torch.Tensor, y: torch.Tensor, n_classes: int) -> torch.Tensor:
+    """z (B, nz) joined with one-hot(y): (B, nz + n_classes), the conditional G's first input."""
+    onehot = F.one_hot(y.to(z.device), n_classes).to(z.dtype)
+    return torch.cat([z, onehot], dim=1)
+
+
+def join_label_maps(x: torch.Tensor, y: torch.Tensor, n_classes: int) -> torch.Tensor:
+    """Images (B, nc, H, W) joined with one map per class (channel y all ones): (B, nc + n_classes, H, W)."""
+    onehot = F.one_hot(y.to(x.device), n_classes).to(x.dtype)
+    maps = onehot[:, :, None, None].expand(-1, -1, x.shape[2], x.shape[3])
+    return torch.cat([x, maps], dim=1)
+
+
+# ----------------------------------------------------------------------------------------
 # Initialisation
 
 
@@ -199,10 +217,7 @@ class DCGANGenerator(nn.Module):
         """The first layer's input: z flattened to (B, nz), joined with one-hot(y) if conditional."""
         z = _flat_latent(z, self.nz)
         y = _check_labels(y, self.n_classes, z.shape[0], "generator")
-        if y is None:
-            return z
-        onehot = F.one_hot(y.to(z.device), self.n_classes).to(z.dtype)
-        return torch.cat([z, onehot], dim=1)  # B x (nz + n_classes)
+        return z if y is None else join_label(z, y, self.n_classes)
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """z: (B, nz) or (B, nz, 1, 1); y: (B,) labels if conditional. Returns (B, nc, 32, 32)."""
@@ -278,9 +293,7 @@ class DCGANDiscriminator(nn.Module):
         _check_images(x, self.nc)
         y = _check_labels(y, self.n_classes, x.shape[0], "discriminator")
         if y is not None:
-            onehot = F.one_hot(y.to(x.device), self.n_classes).to(x.dtype)
-            maps = onehot[:, :, None, None].expand(-1, -1, IMAGE_SIZE, IMAGE_SIZE)
-            x = torch.cat([x, maps], dim=1)  # (nc + n_classes) x 32 x 32
+            x = join_label_maps(x, y, self.n_classes)  # (nc + n_classes) x 32 x 32
         return self.main(x).flatten()
 
 
