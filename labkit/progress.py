@@ -2,8 +2,8 @@
 
 In JupyterLab, Colab or a terminal, :func:`progress` is a live ``tqdm.auto`` bar.
 Headless (papermill, nbclient, CI logs) a widget bar would be saved frozen at 0 %
-and a terminal bar fills logs with carriage returns, so there it prints plain
-lines instead: one at the start, then at most one every ``interval`` seconds,
+and a terminal bar fills logs with carriage returns, so there — and in a kernel
+whose front end cannot be told — it prints plain lines instead: one at the start, then at most one every ``interval`` seconds,
 and one at the end.
 
 ``LABKIT_PROGRESS=bar|text|off`` overrides the automatic choice (see :mod:`labkit.frontend`).
@@ -28,7 +28,7 @@ def choose_mode() -> str:
         raise ValueError(f"LABKIT_PROGRESS must be one of {MODES}, got {mode!r}")
     if mode != "auto":
         return mode
-    return "text" if frontend() == "headless" else "bar"
+    return "bar" if frontend() in ("notebook", "terminal") else "text"  # "unknown": lines read well anywhere
 
 
 class TextProgress:

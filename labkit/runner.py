@@ -12,7 +12,9 @@ unknown name with only a warning.
 from __future__ import annotations
 
 import ast
+import contextlib
 import json
+import os
 import time
 import traceback
 from dataclasses import asdict, dataclass, field
@@ -94,8 +96,24 @@ def new_run_folder(runs_root: Path, profile: str) -> Path:
     raise RuntimeError(f"could not make a new run folder under {runs_root}")
 
 
+@contextlib.contextmanager
+def _headless():
+    """``LABKIT_FRONTEND=headless`` for the kernels started meanwhile: nobody watches them (static figures)."""
+    from . import frontend
+
+    before = os.environ.get(frontend.ENV)
+    os.environ[frontend.ENV] = frontend.HEADLESS
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(frontend.ENV, None)
+        else:
+            os.environ[frontend.ENV] = before
+
+
 def execute(notebook: Path, folder: Path, parameters: dict[str, Any], data_root: str | None) -> NotebookResult:
-    """Run one notebook with papermill; never raises for a failure inside the notebook."""
+    """Run one notebook with papermill (its kernel told it is headless); never raises for a failure inside it."""
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
@@ -107,8 +125,9 @@ def execute(notebook: Path, folder: Path, parameters: dict[str, Any], data_root:
     start = time.perf_counter()
     result = NotebookResult(notebook.stem, output.name, 0.0, True, params)
     try:
-        papermill.execute_notebook(str(notebook), str(output), parameters=params, kernel_name="python3",
-                                   cwd=str(folder), progress_bar=False)
+        with _headless():
+            papermill.execute_notebook(str(notebook), str(output), parameters=params, kernel_name="python3",
+                                       cwd=str(folder), progress_bar=False)
     except PapermillExecutionError as exc:
         result.ok = False
         result.error_cell = exc.exec_count

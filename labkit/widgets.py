@@ -7,12 +7,15 @@ Three questions the labs ask of a generator, each answered by one function:
   and does z keep the style while the label changes the digit?
 - :func:`latent_walk` — is the latent space smooth between two points?
 
-In a live notebook (``labkit.frontend.interactive()``) each returns an
-ipywidgets container: a slider above an Output area that is redrawn when the
-slider moves. With nobody watching (papermill, nbclient, pytest) the same call
-draws one static matplotlib figure showing every choice, so executed
-notebooks carry meaningful figures. ``force="widget"`` or ``"static"``
-overrides the guess.
+In a live notebook (``labkit.frontend.widget_mode()`` is ``"widget"``) each
+returns an ipywidgets container: a slider above an Output area that is redrawn
+when the slider moves. With nobody watching (papermill, nbclient, nbval,
+pytest) the same call draws one static matplotlib figure showing every choice,
+so executed notebooks carry meaningful figures. In a kernel whose front end
+cannot be told (``"both"``) it shows the widget and then the static figure,
+and returns the widget with the figure as its ``static_figure``: never
+neither. ``force="widget"``, ``"static"`` or ``"both"`` overrides the guess.
+Works with ipywidgets 7 and 8.
 
 Every image is generated once, up front (under ``torch.no_grad()``, G in eval
 mode, then G's mode restored), so moving a slider only redraws. In a kernel the
@@ -38,19 +41,20 @@ from . import frontend, plots
 from .device import resolve_device
 from .train import History, Run
 
-FORCES = ("widget", "static")
+FORCES = ("widget", "static", "both")
 STATIC_WALK_CLASSES = 5  # rows of a conditional latent walk drawn statically
 
 
 # --------------------------------------------------------------------------- helpers
 
 
-def _use_widget(force: str | None) -> bool:
+def _mode(force: str | None) -> str:
+    """"widget", "static" or "both": ``force``, else what :func:`labkit.frontend.widget_mode` says."""
     if force is None:
-        return frontend.interactive()
+        return frontend.widget_mode()
     if force not in FORCES:
         raise ValueError(f"force must be None or one of {FORCES}, got {force!r}")
-    return force == "widget"
+    return force
 
 
 def _positive_int(name: str, value, minimum: int = 1) -> int:
@@ -160,6 +164,16 @@ def _already_shown() -> None:
     """Stands in for a second display of an object this module displayed in the same cell."""
 
 
+def _finish(fig: Figure, explorer: "Explorer | None"):
+    """Show the static figure alone, or (mode "both") below the widget, which is then what the call returns."""
+    if explorer is None:
+        return _present(fig)
+    explorer.static_figure = fig
+    _present(explorer)
+    _present(fig)
+    return explorer
+
+
 class Explorer(ipywidgets.VBox):
     """Controls above an Output area redrawn whenever a control's value changes.
 
@@ -177,6 +191,7 @@ class Explorer(ipywidgets.VBox):
         self.slider = self.controls[0]
         self.output = output
         self.images: torch.Tensor | None = None
+        self.static_figure: Figure | None = None  # set when shown together with its static figure ("both")
         self.renders = 0
         self._draw = draw
         for control in self.controls:
@@ -247,10 +262,11 @@ def nz_explorer(runs: dict[int, Run | History], n: int = 36, force: str | None =
     for nz in runs:
         _positive_int("every key of runs (an nz value)", nz)
     n = _positive_int("n", n)
-    use_widget = _use_widget(force)
+    mode = _mode(force)
     histories = {nz: _history_of(nz, runs[nz]) for nz in sorted(runs)}
 
-    if use_widget:
+    explorer = None
+    if mode != "static":
         def draw(nz: int):
             fig, (ax_s, ax_l) = plt.subplots(1, 2, figsize=(10, 3.6), gridspec_kw={"width_ratios": [1, 1.8]})
             images = _draw_run(nz, histories[nz], n, ax_s, ax_l)
@@ -259,14 +275,16 @@ def nz_explorer(runs: dict[int, Run | History], n: int = 36, force: str | None =
 
         slider = ipywidgets.SelectionSlider(options=[(str(nz), nz) for nz in histories], value=next(iter(histories)),
                                             description="nz", continuous_update=False)
-        return _present(Explorer([slider], draw))
+        explorer = Explorer([slider], draw)
+        if mode == "widget":
+            return _present(explorer)
 
     fig, axes = plt.subplots(len(histories), 2, figsize=(10, 3.4 * len(histories)), squeeze=False,
                              gridspec_kw={"width_ratios": [1, 1.8]})
     for row, (nz, history) in zip(axes, histories.items()):
         _draw_run(nz, history, n, row[0], row[1])
     fig.tight_layout()
-    return _present(fig)
+    return _finish(fig, explorer)
 
 
 # --------------------------------------------------------------------------- class explorer
@@ -296,14 +314,15 @@ def class_explorer(G: nn.Module, n: int = 16, seed: int = 0, device=None, force:
                          "for an unconditional G use latent_walk or plots.sample_grid")
     n = _positive_int("n", n)
     seed = _check_seed(seed)
-    use_widget = _use_widget(force)
+    mode = _mode(force)
 
     z = _noise(n, G.nz, seed).repeat(n_classes, 1)
     labels = torch.arange(n_classes).repeat_interleave(n)
     out = _generate(G, z, labels, device)
     images = out.view(n_classes, n, *out.shape[1:])  # (class, sample, C, H, W)
 
-    if use_widget:
+    explorer = None
+    if mode != "static":
         def draw(label: int):
             fig, ax = plt.subplots(figsize=(4.2, 4.5))
             plots.sample_grid(images[label], ax=ax, title=f"class {label}: {n} samples, the same z for every class")
@@ -311,7 +330,9 @@ def class_explorer(G: nn.Module, n: int = 16, seed: int = 0, device=None, force:
 
         slider = ipywidgets.IntSlider(value=0, min=0, max=n_classes - 1, step=1, description="class",
                                       continuous_update=False)
-        return _present(Explorer([slider], draw))
+        explorer = Explorer([slider], draw)
+        if mode == "widget":
+            return _present(explorer)
 
     fig, axes = plt.subplots(n_classes, 1, figsize=(max(4.0, 0.5 * n + 0.8), 0.55 * n_classes + 0.6),
                              squeeze=False)
@@ -319,7 +340,7 @@ def class_explorer(G: nn.Module, n: int = 16, seed: int = 0, device=None, force:
         plots.sample_grid(images[label], nrow=n, ax=ax)
         _row_label(ax, str(label))
     axes[0, 0].set_title(f"{n} samples per class (rows), the same z in every column")
-    return _present(fig)
+    return _finish(fig, explorer)
 
 
 # --------------------------------------------------------------------------- latent walk
@@ -351,24 +372,25 @@ def latent_walk(G: nn.Module, steps: int = 10, label: int | None = None, seed: i
         if isinstance(label, bool) or not isinstance(label, (int, np.integer)) or not 0 <= label < n_classes:
             raise ValueError(f"label must be None or an integer in [0, {n_classes}), got {label!r}")
         label = int(label)
-    use_widget = _use_widget(force)
+    mode = _mode(force)
 
     z0, z1 = _noise(2, G.nz, seed)
     ts = torch.linspace(0, 1, steps)
     path = torch.stack([slerp(z0, z1, float(t)) for t in ts])  # (steps, nz)
     if n_classes:
-        classes = list(range(n_classes)) if use_widget else ([label] if label is not None
-                                                             else _static_walk_classes(n_classes))
+        static_classes = [label] if label is not None else _static_walk_classes(n_classes)
+        classes = static_classes if mode == "static" else list(range(n_classes))  # the widget's slider: every class
         z = path.repeat(len(classes), 1)
         labels = torch.tensor(classes).repeat_interleave(steps)
         out = _generate(G, z, labels, device)
         walk = out.view(len(classes), steps, *out.shape[1:])  # (class, step, C, H, W)
     else:
-        classes = [None]
+        static_classes = classes = [None]
         walk = _generate(G, path, None, device).unsqueeze(0)  # (1, steps, C, 32, 32)
     title = f"latent walk, {steps} steps from z0 to z1 (spherical interpolation, seed {seed})"
 
-    if use_widget:
+    explorer = None
+    if mode != "static":
         def draw(t: float, label_value: int | None = None):
             row = 0 if label_value is None else classes.index(label_value)
             i = int(round(t * (steps - 1)))
@@ -387,13 +409,15 @@ def latent_walk(G: nn.Module, steps: int = 10, label: int | None = None, seed: i
         if n_classes:
             controls.append(ipywidgets.IntSlider(value=label or 0, min=0, max=n_classes - 1, step=1,
                                                  description="class", continuous_update=False))
-        return _present(Explorer(controls, draw))
+        explorer = Explorer(controls, draw)
+        if mode == "widget":
+            return _present(explorer)
 
-    fig, axes = plt.subplots(len(classes), 1, figsize=(max(4.0, 0.55 * steps + 0.8), 0.7 * len(classes) + 0.8),
-                             squeeze=False)
-    for row, (c, ax) in enumerate(zip(classes, axes[:, 0])):
-        plots.sample_grid(walk[row], nrow=steps, ax=ax)
+    fig, axes = plt.subplots(len(static_classes), 1,
+                             figsize=(max(4.0, 0.55 * steps + 0.8), 0.7 * len(static_classes) + 0.8), squeeze=False)
+    for c, ax in zip(static_classes, axes[:, 0]):
+        plots.sample_grid(walk[classes.index(c)], nrow=steps, ax=ax)
         if c is not None:
             _row_label(ax, str(c))
     axes[0, 0].set_title(f"{title}: t = 0 left, 1 right")
-    return _present(fig)
+    return _finish(fig, explorer)

@@ -228,10 +228,33 @@ def test_latent_walk_label_needs_a_conditional_G(plain_G):
 
 
 def test_front_end_decides_without_force(plain_G, monkeypatch):
-    monkeypatch.setattr(frontend, "interactive", lambda: True)
+    monkeypatch.setattr(frontend, "widget_mode", lambda: "widget")
     assert isinstance(widgets.latent_walk(plain_G, steps=3), ipywidgets.Widget)
-    monkeypatch.setattr(frontend, "interactive", lambda: False)
+    monkeypatch.setattr(frontend, "widget_mode", lambda: "static")
     assert isinstance(widgets.latent_walk(plain_G, steps=3), Figure)
+    monkeypatch.setattr(frontend, "widget_mode", lambda: "both")
+    both = widgets.latent_walk(plain_G, steps=3)
+    assert isinstance(both, ipywidgets.Widget) and isinstance(both.static_figure, Figure)
+
+
+def test_both_gives_the_live_widget_and_its_static_figure(runs, cond_G):
+    """A front end that cannot be told gets both, never neither: the widget, and the very static figure."""
+    calls = {
+        "nz": lambda force: widgets.nz_explorer(runs, n=9, force=force),
+        "class": lambda force: widgets.class_explorer(cond_G, n=3, force=force),
+        "walk": lambda force: widgets.latent_walk(cond_G, steps=4, force=force),
+        "walk, one label": lambda force: widgets.latent_walk(cond_G, steps=4, label=7, force=force),
+    }
+    for name, call in calls.items():
+        both, static, widget = call("both"), call("static"), call("widget")
+        assert isinstance(both, widgets.Explorer) and both.renders == 1, name
+        assert widget.static_figure is None, name
+        assert _count(both.static_figure) == _count(static), name
+        for a, b in zip(both.static_figure.axes, static.axes):
+            assert [ax_im.get_array().tolist() for ax_im in a.images] == \
+                   [ax_im.get_array().tolist() for ax_im in b.images], name
+        assert [c.description for c in both.controls] == [c.description for c in widget.controls], name
+        assert torch.equal(both.images, widget.images), name
 
 
 def test_generation_leaves_G_as_it_was(cond_G):
@@ -244,9 +267,10 @@ def test_generation_leaves_G_as_it_was(cond_G):
     assert all(torch.equal(before[k], after[k]) for k in before)  # eval mode: BN running stats untouched
 
 
-def test_in_a_kernel_each_call_displays_exactly_once():
+def test_in_a_kernel_each_call_displays_exactly_once(monkeypatch):
     """Under papermill/nbclient the call shows its figure (or widget) once, also as a cell's last line."""
     nbclient = pytest.importorskip("nbclient")
+    monkeypatch.delenv("LABKIT_FRONTEND", raising=False)  # the kernel must find out by itself that it is headless
     from nbformat import v4
 
     cells = [
