@@ -1,0 +1,123 @@
+"""Instructors' grading of submitted handouts: scored where the student's code cannot reach.
+
+- :mod:`.submissions` reads notebooks (exercise cells by id, student names, retyped references);
+- :mod:`.guard` and :mod:`.probes` score one exercise in a fresh sandboxed process
+  (:mod:`labkit.sandbox`) with labkit's answer to it out of reach; the judgement is
+  :func:`labkit.exercises.judge`, the same as the notebook's check;
+- :mod:`.grader` grades one submission, :mod:`.kernel` runs it in a sandboxed kernel for
+  feedback only;
+- :mod:`.outputs` writes results atomically and merges them (grades.csv, feedback, summary);
+- :func:`grade` runs every submission in a grader process of its own, ``jobs`` at a time, so
+  one that dies costs only its own result. A class larger than one machine runs
+  ``grade-one`` as a job array and ``grade-collect`` at the end (docs/grading-at-scale.md).
+
+This package imports no notebook tooling at import time: ``python -m labkit`` works without
+the ``grade`` extra, and the commands say which extra they need.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from .. import sandbox
+from .outputs import collect, load_results, write_result
+from .submissions import discover, safe_name
+
+GRADE_EXTRA = "pip install 'labkit[grade]'"
+
+
+def require_sandbox(sandboxed: bool) -> None:
+    """Refuse, in one line, to grade without a sandbox unless the instructor asked for that."""
+    if not sandboxed:
+        return
+    reason = sandbox.available()
+    if reason:
+        raise ValueError(f"no sandbox here ({reason}); a submission could then read the references and other "
+                         f"students' results: grade on Linux with bubblewrap, or pass --no-sandbox to grade anyway")
+
+
+def grade_one(notebook: str | Path, out: str | Path, *, student: str | None = None, sandboxed: bool = True,
+              **kwargs: Any) -> Path:
+    """Grade one notebook into out/results/<student>.json (and its feedback run into out/executed/)."""
+    import nbformat
+
+    from .grader import grade_notebook
+    from .outputs import atomic_write
+
+    require_sandbox(sandboxed)
+    out = Path(out)
+    student = student or Path(notebook).stem
+    result = grade_notebook(notebook, student=student, sandboxed=sandboxed, **kwargs)
+    executed = result.pop("executed", None)
+    if executed is not None:
+        name = f"executed/{safe_name(student)}.ipynb"
+        atomic_write(out / name, nbformat.writes(executed))
+        result["executed"] = name
+    return write_result(result, out)
+
+
+def _failed_result(name: str, path: Path, message: str) -> dict:
+    return {"student": name, "submission": str(path), "solution": None, "notes": [message], "exercises": [],
+            "total": 0, "max_total": 0, "seconds": 0, "sandboxed": True,
+            "graded_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+
+
+def grade(submissions: list[str | Path], out: str | Path, jobs: int = 1, timeout: float = 120,
+          notebook_timeout: float = 900, solution: str | Path | None = None, params: dict | None = None,
+          sandboxed: bool = True, feedback_run: bool = True) -> list[dict]:
+    """Grade every submission (``jobs`` grader processes at a time); write results, grades.csv, feedback, summary."""
+    if jobs < 1:
+        raise ValueError(f"jobs must be >= 1, got {jobs}")
+    require_sandbox(sandboxed)
+    found = discover(submissions)
+    out = Path(out)
+    (out / "results").mkdir(parents=True, exist_ok=True)
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    from ..progress import progress
+
+    def one(task: tuple[str, Path]) -> None:
+        name, path = task
+        command = [sys.executable, "-m", "labkit.grading", "grade-one", str(path), "--out", str(out),
+                   "--student", name, "--timeout", str(timeout), "--notebook-timeout", str(notebook_timeout),
+                   "--threads", str(threads)]
+        command += ["--solution", str(solution)] if solution else []
+        command += ["--params", json.dumps(params)] if params else []
+        command += [] if sandboxed else ["--no-sandbox"]
+        command += [] if feedback_run else ["--no-feedback"]
+        started = time.time()
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, timeout=notebook_timeout + 300)
+            failure = None if done.returncode == 0 else f"exit status {done.returncode}: {done.stderr[-800:]}"
+        except subprocess.TimeoutExpired:
+            failure = "the grader process ran over its time limit"
+        target = out / "results" / f"{safe_name(name)}.json"
+        if failure and not (target.is_file() and target.stat().st_mtime >= started):
+            write_result(_failed_result(name, path, f"grading failed: {failure}"), out)
+
+    bar = progress(total=len(found), desc="grading", unit="notebook")
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        for _ in pool.map(one, found):
+            bar.update(1)
+    bar.close()
+    collect(out)
+    wanted = {safe_name(name) for name, _ in found}
+    return [r for r in load_results(out) if safe_name(r["student"]) in wanted]
+
+
+def add_commands(sub: Any) -> None:
+    """Add ``grade``, ``grade-one`` and ``grade-collect`` to labkit's sub-command parser."""
+    from .cli import add_commands as add
+
+    add(sub)
+
+
+__all__ = ["GRADE_EXTRA", "add_commands", "collect", "discover", "grade", "grade_one", "load_results",
+           "require_sandbox", "write_result"]
