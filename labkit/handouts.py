@@ -14,7 +14,8 @@ and the handout keeps the surrounding code but replaces the region by a TODO
 and a ``raise NotImplementedError(...)`` at the marker's indentation, so the
 handout still compiles and the notebook's checks can fall back to labkit's
 reference. Written answers (markdown cells tagged ``solution``) become empty
-answer prompts, instructor-only cells (tag ``solution-only``) are dropped, and
+answer prompts, instructor-only cells (tag ``solution-only``) are dropped,
+"Open in Colab" links to ``solutions/X.ipynb`` point to ``notebooks/X.ipynb``, and
 every output is stripped. The transform is pure nbformat (no nbgrader) and
 deterministic, so ``write_handouts(check=True)`` can fail a test whenever
 ``notebooks/`` drifts from ``solutions/``.
@@ -28,6 +29,8 @@ import json
 from pathlib import Path
 
 import nbformat
+
+from . import colab
 
 BEGIN = "### BEGIN SOLUTION"
 END = "### END SOLUTION"
@@ -110,6 +113,12 @@ def _stable_id(index: int, cell) -> str:
     return digest[:8]
 
 
+def _link_to_handout(cell) -> None:
+    """A markdown cell's "Open in Colab" links open the handout, not the solution it is generated from."""
+    if cell.cell_type == "markdown":
+        cell.source = colab.handout_link(cell.source)
+
+
 def strip_outputs(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """A copy of ``nb`` without what a run leaves behind.
 
@@ -154,6 +163,7 @@ def make_handout(nb: nbformat.NotebookNode, name: str = "notebook") -> nbformat.
                 if tag not in new_tags:
                     new_tags.append(tag)
             cell.metadata["tags"] = new_tags
+        _link_to_handout(cell)
         cells.append(cell)
     nb.cells = cells
     return nb

@@ -19,7 +19,9 @@ torchvision`` would have put there. Without hard links (another file system)
 it falls back to ``pip install torch==X torchvision==Y``.
 
 The Colab set-up cell of every notebook is checked too: it does nothing outside
-Colab, and in Colab it asks pip for exactly this project's requirement string.
+Colab; in Colab it asks pip, with ``--no-deps``, for the wheel of this very
+version (the file ``pip wheel .`` builds, published under pyproject's
+Repository URL), and nothing that would replace Colab's torch or ipywidgets.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from __future__ import annotations
 import importlib.metadata as md
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -43,13 +46,15 @@ import pytest
 from IPython.core.inputtransformer2 import TransformerManager
 from packaging.markers import default_environment
 from packaging.requirements import Requirement
-from packaging.utils import canonicalize_name
+from packaging.utils import canonicalize_name, parse_wheel_filename
+
+import labkit
+from labkit import colab
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("LABKIT_DATA", ROOT / "data")).resolve()
 NOTEBOOKS = sorted((ROOT / "solutions").glob("*.ipynb")) + sorted((ROOT / "notebooks").glob("*.ipynb"))
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
-REQUIREMENT = "labkit @ git+https://github.com/labkit-gan/labkit"
 # Quick settings for notebook 01; the ablations (and so the nz slider) are the browser test's business.
 # ablation_images also sizes questions 1 and 3's short runs (100 and 200 steps by default).
 QUICK = dict(epochs=1, n_train=64, batch_size=32, ngf=8, ndf=8, n_eval=100, ablations=False, ablation_images=64)
@@ -101,19 +106,47 @@ def _run_cell(source: str, colab: bool) -> list[tuple[str, str]]:
     return shell.magics
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: f"{p.parent.name}-{p.stem}")
-def test_colab_cell_installs_labkit_only_in_colab(path):
-    source = _colab_cell(path)
-    assert _run_cell(source, colab=False) == [], "outside Colab the set-up cell must do nothing"
+def _colab_install(source: str) -> tuple[list[str], list[Requirement]]:
+    """The options and requirements of the one ``%pip install`` the cell runs in Colab."""
     magics = _run_cell(source, colab=True)
     assert len(magics) == 1 and magics[0][0] == "pip", f"in Colab: one %pip call expected, got {magics}"
     args = shlex.split(magics[0][1])
-    assert args[0] == "install" and "-e" not in args, args
-    requirements = [a for a in args[1:] if not a.startswith("-")]
-    assert requirements == [REQUIREMENT], requirements
-    req = Requirement(requirements[0])
-    assert canonicalize_name(req.name) == canonicalize_name(PYPROJECT["project"]["name"])
-    assert req.url == "git+" + PYPROJECT["project"]["urls"]["Repository"]
+    assert args[0] == "install", args
+    return [a for a in args[1:] if a.startswith("-")], [Requirement(a) for a in args[1:] if not a.startswith("-")]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: f"{p.parent.name}-{p.stem}")
+def test_colab_cell_installs_this_versions_wheel_only_in_colab(path):
+    source = _colab_cell(path)
+    assert source == colab.setup_cell_source(), "the set-up cell is made by labkit.colab.setup_cell_source()"
+    assert _run_cell(source, colab=False) == [], "outside Colab the set-up cell must do nothing"
+    options, (req, *others) = _colab_install(source)
+    # Colab's own torch, torchvision and ipywidgets stay: no dependency resolution, no upgrade, no editable install
+    assert "--no-deps" in options and not {"-U", "--upgrade", "-e", "--force-reinstall"} & set(options), options
+    assert canonicalize_name(req.name) == canonicalize_name(PYPROJECT["project"]["name"]) and req.url, req
+    name, version, _, tags = parse_wheel_filename(req.url.rsplit("/", 1)[1])
+    assert (name, str(version)) == ("labkit", labkit.__version__) and {str(t) for t in tags} == {"py3-none-any"}
+    repository = PYPROJECT["project"]["urls"]["Repository"]
+    assert req.url == f"{repository}/releases/download/v{version}/labkit-{version}-py3-none-any.whl"
+    # whatever else the cell installs is a runtime need Colab lacks, never one of the packages Colab provides
+    provided = {canonicalize_name(n) for n in colab.COLAB_PROVIDES}
+    assert not {canonicalize_name(r.name) for r in others} & provided, others
+    needed = {canonicalize_name(Requirement(r).name) for r in PYPROJECT["project"]["dependencies"]}
+    assert needed <= provided | {canonicalize_name(r.name) for r in others}, needed - provided
+    assert "drive.mount" in source and all(line.lstrip().startswith("#") for line in source.splitlines()
+                                           if "drive" in line.lower()), "Google Drive: a commented, optional line"
+
+
+def test_colab_links_open_the_handouts_of_this_release():
+    readme = (ROOT / "README.md").read_text()
+    assert colab.badge("notebooks/01_dcgan.ipynb") in readme, "the README's Open in Colab link"
+    for path in NOTEBOOKS:
+        first = nbformat.read(path, as_version=4).cells[0]
+        assert colab.badge(f"{path.parent.name}/{path.name}") in first.source, path
+        assert re.search(r"GPU", first.source), f"{path}: a line on choosing a GPU runtime"
+    assert colab.open_url("notebooks/01_dcgan.ipynb") == (
+        "https://colab.research.google.com/github/" + PYPROJECT["project"]["urls"]["Repository"].split("github.com/")[1]
+        + f"/blob/v{labkit.__version__}/notebooks/01_dcgan.ipynb")
 
 
 # --------------------------------------------------------------------------- the wheel in a fresh venv
@@ -233,6 +266,8 @@ def colab_like(tmp_path_factory):
 
 def test_wheel_runs_notebook_01_without_the_checkout(colab_like):
     venv, py, env, work, timings = (colab_like[k] for k in ("venv", "py", "env", "work", "timings"))
+    # the Colab set-up cell asks for the very file `pip wheel .` builds
+    assert colab_like["wheel"].name == colab.wheel_name() and colab.wheel_url().endswith("/" + colab.wheel_name())
     names = zipfile.ZipFile(colab_like["wheel"]).namelist()
     assert "labkit/assets/digit_classifier.pt" in names, "the wheel lacks the feature network's weights"
     assert not [n for n in names if n.startswith(("tests/", "solutions/", "notebooks/", "benchmarks/"))]

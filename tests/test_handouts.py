@@ -243,3 +243,18 @@ def test_repo_handouts_are_valid_python():
                     compile(_python(cell.source), f"{path.name} cell {index}", "exec")
                 except SyntaxError as exc:  # pragma: no cover - the message is the point
                     pytest.fail(f"handout of {path.name}, cell {index} is not valid Python: {exc}")
+
+
+def test_colab_links_open_the_handout_not_the_solution():
+    """A solution's "Open in Colab" link becomes the handout's: same repository, release and name, in notebooks/."""
+    from labkit import colab
+
+    nb = _solution_notebook()
+    nb.cells[0].source = f"# Lab 1: DCGAN\n\n{colab.badge('solutions/01_dcgan.ipynb')}\n\nText naming solutions/x."
+    out = handouts.make_handout(nb)
+    assert out.cells[0].source == (f"# Lab 1: DCGAN\n\n{colab.badge('notebooks/01_dcgan.ipynb')}\n\n"
+                                   "Text naming solutions/x.")
+    assert nb.cells[0].source.count("/solutions/01_dcgan.ipynb") == 1  # the solution itself is unchanged
+    for path in sorted(NOTEBOOKS.glob("*.ipynb")):
+        first = nbformat.read(path, as_version=4).cells[0]
+        assert first.cell_type == "markdown" and colab.badge(f"notebooks/{path.name}") in first.source, path.name
