@@ -3,7 +3,11 @@
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
+# One install set per user (pyproject's extras): CI's `test` (a superset of the others), a student's
+# `lab`, an instructor's `grade`. Each stamp is remade when pyproject.toml changes.
 STAMP  := $(VENV)/.labkit-installed
+LAB_STAMP   := $(VENV)/.labkit-lab
+GRADE_STAMP := $(VENV)/.labkit-grade
 # The notebooks pin kernel `python3`; registered inside .venv it is this project's Python, shown by this name.
 KERNEL_NAME := Python 3 (labkit)
 CHROMIUM ?= /usr/bin/chromium
@@ -20,18 +24,29 @@ NOTEBOOKS ?=
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+define install_extra
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --disable-pip-version-check -q -e '.[dev]'
+	$(PY) -m pip install --disable-pip-version-check -q -e '.[$(1)]'
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "$(KERNEL_NAME)"
 	touch $@
+endef
+
+$(STAMP): pyproject.toml
+	$(call install_extra,test)
+
+$(LAB_STAMP): pyproject.toml
+	$(call install_extra,lab)
+
+$(GRADE_STAMP): pyproject.toml
+	$(call install_extra,grade)
 
 data: $(STAMP)
 	$(PY) -m labkit fetch-data
 
 # JupyterLab on localhost only, with token auth (the URL with the token is printed), serving notebooks/
 # (a folder given to `jupyter lab` becomes its root). tests/test_browser.py runs this very command.
-lab: data
+lab: $(LAB_STAMP)
+	$(PY) -m labkit fetch-data
 	$(VENV)/bin/jupyter lab --no-browser --ip 127.0.0.1 $(ALLOW_ROOT) notebooks/
 
 # The real browser tests/test_browser.py drives: Debian's chromium (Playwright's own download is not needed).
@@ -52,10 +67,11 @@ test: data browser
 
 # Every solution notebook, headless, into runs/<profile>-<time>/ with report.html.
 # make run PROFILE=quick PARAMS="epochs=2 nz=64" NOTEBOOKS="01_dcgan"
-run: data
+run: $(GRADE_STAMP)
+	$(PY) -m labkit fetch-data
 	$(PY) -m labkit run --profile "$(PROFILE)" --params "$(PARAMS)" --notebooks "$(NOTEBOOKS)"
 
-handouts: $(STAMP)
+handouts: $(GRADE_STAMP)
 	$(PY) -m labkit handouts
 
 clean-venv:

@@ -8,17 +8,48 @@ Commands:
   handouts         write notebooks/ from solutions/ (--check: only report differences)
   run              execute every solution notebook into runs/<profile>-<time>/ with a report
   grade            grade students' handouts (grade-one / grade-collect to fan out over machines)
+
+fetch-data, train, train-features and evaluate need labkit alone (`pip install labkit`);
+handouts, run and grade need the instructors' extra: pip install 'labkit[grade]'.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.util
 import json
 import sys
 import time
 import typing
 from pathlib import Path
+
+
+#: The modules each extra of pyproject.toml brings that a command may import.
+EXTRA_MODULES = {
+    "grade": ("nbformat", "nbclient", "papermill", "nbconvert", "ipykernel", "jupyter_client", "jupyter_core"),
+    "lab": ("jupyterlab",),
+}
+#: Commands that need an extra: (extra, the modules they import).
+COMMAND_NEEDS = {
+    "handouts": ("grade", ("nbformat",)),
+    "run": ("grade", ("nbformat", "nbclient", "papermill", "ipykernel")),
+}
+GRADE_COMMANDS = ("grade", "grade-one", "grade-collect")
+
+
+def needs_extra(command: str, extra: str) -> str:
+    """The one line a command prints when an extra is missing: ``labkit run needs: pip install 'labkit[grade]'``."""
+    return f"labkit {command} needs: pip install 'labkit[{extra}]'"
+
+
+def _missing(modules) -> list[str]:
+    return [m for m in modules if importlib.util.find_spec(m) is None]
+
+
+def _extra_of(module: str | None) -> str | None:
+    top = (module or "").split(".")[0]
+    return next((extra for extra, modules in EXTRA_MODULES.items() if top in modules), None)
 
 
 def _config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -174,18 +205,44 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-root", default=None)
     p.set_defaults(func=cmd_run)
 
-    from . import grading
-
-    grading.add_commands(sub)
+    try:
+        from . import grading
+    except ImportError as exc:  # a grader whose notebook tooling is missing: its commands say what to install
+        if _extra_of(exc.name) is None:
+            raise
+        _grade_placeholders(sub)
+    else:
+        grading.add_commands(sub)
     return parser
+
+
+def _grade_placeholders(sub: argparse._SubParsersAction) -> None:
+    def refuse(args: argparse.Namespace) -> int:
+        print(needs_extra(args.command, "grade"), file=sys.stderr)
+        return 2
+
+    for name in GRADE_COMMANDS:
+        p = sub.add_parser(name, help="(needs the grade extra: pip install 'labkit[grade]')")
+        p.add_argument("args", nargs=argparse.REMAINDER)
+        p.set_defaults(func=refuse)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    need = COMMAND_NEEDS.get(args.command)
+    if need and _missing(need[1]):
+        print(needs_extra(args.command, need[0]), file=sys.stderr)
+        return 2
     try:
         return args.func(args)
     except (ValueError, FileExistsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as exc:  # an extra's module imported deeper down
+        extra = _extra_of(exc.name)
+        if extra is None:
+            raise
+        print(needs_extra(args.command, extra), file=sys.stderr)
         return 2
 
 

@@ -76,9 +76,12 @@ class DataFileError(RuntimeError):
 # --------------------------------------------------------------------------- roots and checks
 
 def data_root(root: PathLike | None = None) -> str:
-    """The data folder: ``root`` if given, else ``$LABKIT_DATA``, else ``"data"`` (relative to cwd)."""
+    """The data folder: ``root`` if given, else ``$LABKIT_DATA``, else ``"data"`` (relative to cwd).
+
+    ``~`` and ``$VARIABLES`` in ``LABKIT_DATA`` are expanded (environment.yml sets it to a path under ``~``).
+    """
     if root is None:
-        root = os.environ.get("LABKIT_DATA") or DATA_ROOT
+        root = os.path.expandvars(os.path.expanduser(os.environ.get("LABKIT_DATA", ""))) or DATA_ROOT
     if not isinstance(root, (str, os.PathLike)):
         raise ValueError(f"root must be a path (str or os.PathLike) or None, got {root!r}")
     return os.fspath(root)
