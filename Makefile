@@ -16,7 +16,7 @@ PYTEST_ARGS ?=
 # The notebooks' data_root=None means this folder, wherever their kernel runs (JupyterLab starts it in notebooks/).
 export LABKIT_DATA ?= $(CURDIR)/data
 
-.PHONY: setup data lab test run handouts browser clean-venv
+.PHONY: setup data lab test run handouts browser sandbox clean-venv
 
 PROFILE ?= full
 PARAMS ?=
@@ -62,7 +62,20 @@ browser:
 		echo "tests/test_browser.py needs Chromium at $(CHROMIUM): sudo apt-get install -y chromium" >&2; \
 	fi
 
-test: data browser
+# bubblewrap (bwrap), the sandbox labkit/sandbox.py runs students' code in (tests/test_sandbox.py).
+# Installed only when missing, and only as root; otherwise say how (the test then fails, naming the same fix).
+sandbox:
+	@if command -v bwrap >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing bubblewrap (apt-get) for labkit/sandbox.py"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get install -y -q bubblewrap >/dev/null 2>&1 || { apt-get update -q && apt-get install -y -q bubblewrap; } \
+			|| echo "could not install bubblewrap: tests/test_sandbox.py will fail" >&2; \
+	else \
+		echo "tests/test_sandbox.py needs bubblewrap (bwrap): sudo apt-get install -y bubblewrap" >&2; \
+	fi
+
+test: data browser sandbox
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # Every solution notebook, headless, into runs/<profile>-<time>/ with report.html.
