@@ -1,24 +1,28 @@
-"""How long does grading one lab 1 submission take, and what does ``--jobs 2`` gain?
+"""How long does grading one lab 1 submission take, sandbox included, and what does it cost?
 
     python benchmarks/grade_speed.py [--n N] [--jobs 2]
 
-Builds N submissions from solutions/01_dcgan.ipynb (alternately the solution itself and the
-untouched handout: full marks and "not attempted" everywhere), grades them with ``jobs=1`` and
-then with ``--jobs``, at the grading parameters (labkit.grading.GRADING_PARAMS), and prints the
-wall time per submission and the speed-up. Target: under 60 s per submission on 2 CPU cores.
+1. The sandbox's own overhead per process: ``python -c pass`` and ``import torch`` bare and in
+   bubblewrap (median of 5).
+2. N submissions built from solutions/01_dcgan.ipynb (alternately the solution and the untouched
+   handout) graded with ``jobs=1`` and then with ``--jobs``: wall time per submission, and the
+   probes' and the feedback run's share. Target: under 60 s per submission on 2 CPU cores.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import nbformat
 
-from labkit import grading, handouts
+from labkit import grading, handouts, sandbox
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,9 +38,25 @@ def make_submissions(folder: Path, n: int) -> list[Path]:
     return paths
 
 
-def timed(paths: list[Path], out: Path, jobs: int) -> tuple[float, list[dict]]:
+def process_overhead(code: str, repeats: int = 5) -> tuple[float, float]:
+    """Median seconds of ``python -c code``, bare and in the sandbox."""
+    with tempfile.TemporaryDirectory() as tmp:
+        box = sandbox.Sandbox(Path(tmp) / "work")
+        bare, boxed = [], []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            subprocess.run([sys.executable, "-c", code], check=True)
+            bare.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            done = box.run([sys.executable, "-c", code], timeout=120)
+            assert done.returncode == 0, done
+            boxed.append(time.perf_counter() - start)
+    return statistics.median(bare), statistics.median(boxed)
+
+
+def timed(paths: list[Path], out: Path, jobs: int, feedback: bool = True) -> tuple[float, list[dict]]:
     start = time.perf_counter()
-    results = grading.grade(paths, out, jobs=jobs)
+    results = grading.grade(paths, out, jobs=jobs, feedback_run=feedback)
     return time.perf_counter() - start, results
 
 
@@ -47,17 +67,24 @@ def main() -> None:
     args = parser.parse_args()
     if args.n < 1 or args.jobs < 2:
         parser.error("--n must be >= 1 and --jobs >= 2")
-    print(f"{os.cpu_count()} CPU cores; grading parameters {grading.GRADING_PARAMS}")
+    print(f"{os.cpu_count()} CPU cores; sandbox: {sandbox.available() or 'bubblewrap'}")
+    for code in ("pass", "import torch"):
+        bare, boxed = process_overhead(code)
+        print(f"python -c {code!r}: {bare * 1000:.0f} ms bare, {boxed * 1000:.0f} ms sandboxed "
+              f"({(boxed - bare) * 1000:+.0f} ms)")
     with tempfile.TemporaryDirectory() as tmp:
         paths = make_submissions(Path(tmp), args.n)
+        probes_only, _ = timed(paths, Path(tmp) / "probes", 1, feedback=False)
         one, results = timed(paths, Path(tmp) / "jobs1", 1)
         for r in results:
-            print(f"  {r['student']}: {r['total']:g}/{r['max_total']:g} points, {r['seconds']:.1f} s in its kernel")
+            print(f"  {r['student']}: {r['total']:g}/{r['max_total']:g} points in {r['seconds']:.1f} s")
         many, _ = timed(paths, Path(tmp) / f"jobs{args.jobs}", args.jobs)
-        same = (Path(tmp) / "jobs1" / "grades.csv").read_text() == (Path(tmp) / f"jobs{args.jobs}" / "grades.csv").read_text()
-    print(f"jobs=1: {one:.1f} s for {args.n} submissions, {one / args.n:.1f} s per submission")
+        same = [line.split(",")[:-1] for line in (Path(tmp) / "jobs1" / "grades.csv").read_text().splitlines()] == \
+            [line.split(",")[:-1] for line in (Path(tmp) / f"jobs{args.jobs}" / "grades.csv").read_text().splitlines()]
+    print(f"jobs=1, probes only (--no-feedback): {probes_only / args.n:.1f} s per submission")
+    print(f"jobs=1: {one:.1f} s for {args.n} submissions, {one / args.n:.1f} s per submission (target < 60 s)")
     print(f"jobs={args.jobs}: {many:.1f} s, {many / args.n:.1f} s per submission; speed-up {one / many:.2f}x")
-    print(f"same grades.csv: {same}")
+    print(f"same points with jobs=1 and jobs={args.jobs}: {same}")
 
 
 if __name__ == "__main__":

@@ -300,13 +300,23 @@ def seed_weights(module: nn.Module, seed: int, *inputs: torch.Tensor) -> None:
     map: the two forms of DCGAN's first layer are one answer.
     """
     g = torch.Generator().manual_seed(seed)
+
+    def draw(*shape: int) -> torch.Tensor:
+        # scaled so a signal neither vanishes nor explodes through the layers (fan-in for a
+        # convolution, out-channels x kernel for a transposed one and an input-major Linear)
+        return torch.randn(*shape, generator=g) / math.sqrt(max(1, math.prod(shape[1:])))
+
     with torch.no_grad():
         for m in execution_order(module, *inputs):
             for name, p in m.named_parameters(recurse=False):
                 if isinstance(m, nn.Linear) and name == "weight":
-                    p.copy_((torch.randn(p.shape[1], p.shape[0], generator=g) * 0.1).t())
+                    p.copy_(draw(p.shape[1], p.shape[0]).t())
+                elif p.dim() > 1:
+                    p.copy_(draw(*p.shape))
+                elif name == "weight":  # a normalisation's scale
+                    p.copy_(1 + 0.2 * torch.randn(p.shape, generator=g))
                 else:
-                    p.copy_(torch.randn(p.shape, generator=g) * 0.1)
+                    p.copy_(0.1 * torch.randn(p.shape, generator=g))
 
 
 def module_facts(cls: Any, kwargs: dict, make_inputs: Callable[[torch.Generator], tuple], seed: int) -> dict:

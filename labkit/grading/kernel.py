@@ -19,7 +19,7 @@ from . import guard, submissions
 
 CHECK_CELL = re.compile(r"=\s*\w*checks\.\w+\(")
 #: the notebook kernel trains a small model: more room than a probe
-KERNEL_LIMITS = sandbox.Limits()
+KERNEL_LIMITS = sandbox.Limits(processes=256, cpu_seconds=1800, file_size=256 << 20, open_files=1024)
 
 
 def _declared_parameters(nb: Any) -> list[str]:
@@ -82,6 +82,7 @@ def feedback_run(solution: Any, code: dict[str, str], params: dict[str, Any], *,
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+    from nbclient.util import run_sync
 
     started = time.monotonic()
     nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
@@ -127,4 +128,9 @@ def feedback_run(solution: Any, code: dict[str, str], params: dict[str, Any], *,
             notes.append(f"the feedback run's kernel died: {exc}")
         except Exception as exc:  # a kernel that cannot start or be reached: feedback lost, points kept
             notes.append(f"the feedback run failed: {type(exc).__name__}: {exc}")
+        finally:  # a kernel manager passed in is not shut down by nbclient: end the sandbox's tree here
+            try:
+                run_sync(km.shutdown_kernel)(now=True)
+            except Exception:
+                pass
     return printed, notes, nb

@@ -23,7 +23,7 @@ from ..exercises import Exercise
 from . import guard
 
 #: what a probe process may use: enough for torch and a small model, not enough to hurt the machine
-PROBE_LIMITS = sandbox.Limits()
+PROBE_LIMITS = sandbox.Limits(address_space=6 << 30, processes=128, cpu_seconds=300, file_size=64 << 20, open_files=256)
 
 
 class ProbeFailed(Exception):
@@ -34,29 +34,35 @@ class ProbeFailed(Exception):
         self.outcome = outcome
 
 
-def _read_reply(proc: subprocess.Popen, deadline: float, timeout: float) -> dict:
-    """One JSON line from the child's reply channel, before ``deadline`` (monotonic seconds)."""
-    buffer = b""
-    with selectors.DefaultSelector() as sel:
-        sel.register(proc.stdout, selectors.EVENT_READ)
-        while b"\n" not in buffer:
-            left = deadline - time.monotonic()
-            if left <= 0 or not sel.select(left):
-                raise ProbeFailed("timed out", f"your code ran longer than the limit of {timeout:g} s and was stopped")
-            chunk = os.read(proc.stdout.fileno(), 1 << 16)
-            if not chunk:
-                raise ProbeFailed("error", "the process running your code ended without a result "
-                                           "(it exited, was killed, or ran out of memory)")
-            buffer += chunk
-            if len(buffer) > 64 << 20:
-                raise ProbeFailed("error", "the process running your code sent an oversized reply")
-    try:
-        reply = json.loads(buffer.split(b"\n", 1)[0])
-    except ValueError:
-        raise ProbeFailed("error", "the process running your code sent a broken reply") from None
-    if not isinstance(reply, dict):
-        raise ProbeFailed("error", "the process running your code sent a broken reply")
-    return reply
+class _Replies:
+    """Reads the child's replies, one JSON line each, keeping what arrived beyond the current line."""
+
+    def __init__(self, proc: subprocess.Popen, deadline: float, timeout: float) -> None:
+        self.proc, self.deadline, self.timeout, self.buffer = proc, deadline, timeout, b""
+
+    def next(self) -> dict:
+        with selectors.DefaultSelector() as sel:
+            sel.register(self.proc.stdout, selectors.EVENT_READ)
+            while b"\n" not in self.buffer:
+                left = self.deadline - time.monotonic()
+                if left <= 0 or not sel.select(left):
+                    raise ProbeFailed("timed out", f"your code ran longer than the limit of {self.timeout:g} s "
+                                                   "and was stopped")
+                chunk = os.read(self.proc.stdout.fileno(), 1 << 16)
+                if not chunk:
+                    raise ProbeFailed("error", "the process running your code ended without a result "
+                                               "(it exited, was killed, or ran out of memory)")
+                self.buffer += chunk
+                if len(self.buffer) > 64 << 20:
+                    raise ProbeFailed("error", "the process running your code sent an oversized reply")
+        line, self.buffer = self.buffer.split(b"\n", 1)
+        try:
+            reply = json.loads(line)
+        except ValueError:
+            raise ProbeFailed("error", "the process running your code sent a broken reply") from None
+        if not isinstance(reply, dict):
+            raise ProbeFailed("error", "the process running your code sent a broken reply")
+        return reply
 
 
 def _stderr_tail(path: Path, limit: int = 1500) -> str:
@@ -91,12 +97,13 @@ def probe_submission(exercise: Exercise, cells: list[tuple[str, str]], bind: dic
         try:
             proc.stdin.write((json.dumps({"exercise": exercise.id, "cells": cells, "bind": bind}) + "\n").encode())
             proc.stdin.flush()
-            loaded = _read_reply(proc, deadline, timeout)
+            replies = _Replies(proc, deadline, timeout)
+            loaded = replies.next()
             if loaded.get("status") != "loaded":
                 return loaded if loaded.get("status") == "error" else {"status": "error", "message": "broken reply"}
             proc.stdin.write((json.dumps({"seed": seed}) + "\n").encode())
             proc.stdin.close()
-            result = _read_reply(proc, deadline, timeout)
+            result = replies.next()
             if result.get("status") not in ("ok", "not attempted", "error"):
                 return {"status": "error", "message": "the process running your code sent a broken reply"}
             return result
