@@ -35,7 +35,7 @@ from .train import Run, TrainConfig, TrainingDiverged
 DATASET_SIZES = {"mnist": 60_000, "cifar10": 50_000}
 SMALL_NZ = (2, 8)
 LARGE_NZ = 10_000
-LAB_WIDE = (128, 256)  # the write-ups' wider networks (ngf, ndf): for GPUs
+LAB_WIDE = (128, 256)  # the lab's wider networks (ngf, ndf), meant for GPUs
 DEFAULT_NAME = "dcgan-default"
 
 

@@ -15,7 +15,7 @@ and a ``raise NotImplementedError(...)`` at the marker's indentation, so the
 handout still compiles and the notebook's checks can fall back to labkit's
 reference. Written answers (markdown cells tagged ``solution``) become empty
 answer prompts, instructor-only cells (tag ``solution-only``) are dropped,
-"Open in Colab" links to ``solutions/X.ipynb`` point to ``notebooks/X.ipynb``, and
+"Open in Colab" links to ``solutions/<name>.ipynb`` point to ``notebooks/<name>.ipynb``, and
 every output is stripped. The transform is pure nbformat (no nbgrader) and
 deterministic, so ``write_handouts(check=True)`` can fail a test whenever
 ``notebooks/`` drifts from ``solutions/``.

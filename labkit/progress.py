@@ -3,8 +3,8 @@
 In JupyterLab, Colab or a terminal, :func:`progress` is a live ``tqdm.auto`` bar.
 Headless (papermill, nbclient, CI logs) a widget bar would be saved frozen at 0 %
 and a terminal bar fills logs with carriage returns, so there — and in a kernel
-whose front end cannot be told — it prints plain lines instead: one at the start, then at most one every ``interval`` seconds,
-and one at the end.
+whose front end cannot be told — it prints plain lines instead: one at the
+start, then at most one every ``interval`` seconds, and one at the end.
 
 ``LABKIT_PROGRESS=bar|text|off`` overrides the automatic choice (see :mod:`labkit.frontend`).
 """

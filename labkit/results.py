@@ -7,8 +7,8 @@ Each becomes one row (:func:`make_row`): training time and speed from the run's
 is never typed in: :func:`markdown` and :func:`save` write it from those rows (CSV and
 Markdown next to the runs), with the real-data floor as its last line.
 
-:data:`REFERENCE` is the table of the second write-up summarised in the lab's text (LAB.md),
-measured on its course's own platform: its FIDs come from another feature network and are
+:data:`REFERENCE` is the results table another course published for the same four models,
+measured on that course's own platform: its FIDs come from another feature network and are
 not on our scale, its precision and recall are comparable in kind. :func:`comparison_markdown`
 puts our rows beside it, and :func:`target_report` says whether the pack's quality target
 holds (WGAN-GP and the tuned GAN above every reference precision and recall; FID order
@@ -37,7 +37,7 @@ from torch import nn
 from . import tables
 from .tables import METRIC_KEYS
 
-#: The reference table (LAB.md, "Lab 2"): the second write-up's platform, its own feature network.
+#: The reference table: another course's results for these models, its platform, its own feature network.
 REFERENCE: tuple[dict[str, Any], ...] = (
     {"key": "gan-default", "model": "vanilla GAN, default hyper-parameters", "wall_time": 106.2, "fid": 379.21,
      "precision": 0.00, "recall": 0.00},
@@ -184,7 +184,7 @@ def markdown(rows: Sequence[Mapping[str, Any]], floor: Mapping[str, Any] | None 
 
 
 def reference_markdown() -> str:
-    """The reference table of LAB.md as Markdown (the other platform's FIDs are not on our scale)."""
+    """The reference table as Markdown (the other platform's FIDs are not on our scale)."""
     lines = ["| model | time (s) | FID (their scale) | precision | recall |", "|---|---|---|---|---|"]
     for ref in REFERENCE:
         lines.append(f"| {ref['model']} | {ref['wall_time']:.2f} | {ref['fid']:.2f} | {ref['precision']:.2f} | "
@@ -266,7 +266,8 @@ def save(rows: Sequence[Mapping[str, Any]], folder: str | os.PathLike, floor: Ma
             writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
     os.replace(tmp, csv_path)
     text = ("## Results (this pack's runs, metrics on our digit features)\n\n" + markdown(rows, floor)
-            + "\n\n## Reference (LAB.md: another course's platform and feature network)\n\n" + reference_markdown()
+            + "\n\n## Reference (another course's table: its own platform and feature network)\n\n"
+            + reference_markdown()
             + "\n\n## Precision and recall beside the reference\n\n" + comparison_markdown(rows) + "\n")
     tmp = md_path.with_name(f".{md_path.name}.tmp-{os.getpid()}")
     tmp.write_text(text)
