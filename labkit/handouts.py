@@ -98,9 +98,14 @@ def _replace_regions(source: str, exercise: str, where: str) -> str:
 
 
 def _answer_prompt(cell) -> str:
+    """The handout's answer prompt: the question's number and its points, declared once in questions.py."""
     question = cell.get("metadata", {}).get("labkit", {}).get("question")
-    label = f"Your answer (question {question}):" if question is not None else "Your answer:"
-    return f"**{label}** _write it here._"
+    if question is None:
+        return "**Your answer:** _write it here._"
+    from .exercises import questions  # here, not at the top: only answer cells need the declarations
+
+    points = questions.get(question).points
+    return f"**Your answer (question {question}, {points:g} point{'' if points == 1 else 's'}):** _write it here._"
 
 
 def _tags(cell) -> list[str]:

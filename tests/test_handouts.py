@@ -131,7 +131,7 @@ def test_answer_cells_become_prompts_and_metadata_survives():
     solution = _solution_notebook()
     handout = handouts.make_handout(solution)
     answer = handout.cells[5]
-    assert answer.source == "**Your answer (question 1):** _write it here._"
+    assert answer.source == "**Your answer (question 1, 3 points):** _write it here._"  # points: questions.py
     assert answer.metadata["tags"] == ["answer"] and answer.metadata["labkit"] == {"question": 1}
     assert handout.cells[3].metadata["labkit"] == {"exercise": "dcgan-generator", "points": 3}
     assert handout.cells[1].metadata["tags"] == ["colab-setup"]
