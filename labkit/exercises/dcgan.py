@@ -82,8 +82,14 @@ def summarise_module(facts: dict) -> str:
 
 
 def _extreme(n: int, g: torch.Generator, sign: float) -> torch.Tensor:
-    """Logits far out (|x| in [30, 80]) with mixed signs: where log(sigmoid(x)) rounds to log(0)."""
+    """Logits far out with mixed signs: where log(sigmoid(x)) rounds to log(0).
+
+    |x| in [30, 80] for the logits of sign ``sign``, in [110, 160] for the others: float32's
+    sigmoid rounds to 1 from x = 17 on but to 0 only below x = -88, so without the second
+    range G's loss written as -log(sigmoid(x)) stayed finite and passed.
+    """
     magnitude = 30 + 50 * torch.rand(n, generator=g)
+    magnitude[1::2] += 80
     signs = torch.tensor([sign, -sign] * n)[:n]
     return magnitude * signs
 
@@ -125,7 +131,7 @@ def compare_loss(target_hint: str) -> Any:
         return [value,
                 part("gradient with respect to the logits", got, ref, ("grad",),
                      "the mean over the batch of each term, so each logit's gradient is divided by the batch size"),
-                part("finite and right on far-out logits (|x| = 30 to 80)", got, ref, ("extreme",),
+                part("finite and right on far-out logits (|x| = 30 to 160)", got, ref, ("extreme",),
                      "compute it from the logits with F.binary_cross_entropy_with_logits (or softplus): "
                      "log(sigmoid(x)) becomes log(0) = -inf once sigmoid(x) rounds to 0 or 1")]
     return compare

@@ -106,8 +106,32 @@ def compare_clip(got: dict, ref: dict) -> list[Part]:
                  "" if in_place else "with torch.no_grad(): p.clamp_(-c, c) for each p in critic.parameters()")]
 
 
+class _SegmentCritic(nn.Module):
+    """f(x) = w ||x|| + c relu(v . (end - x)) per sample, v the unit vector from 0 towards ``end``.
+
+    For batches whose every sample has one end at 0 (real or fake) and the other at ``end``:
+    at any point strictly between them the gradient is (w - c) v, whatever eps is; at 0 it is
+    -c v, at ``end`` w v, and off the segment (an eps per pixel, or eps outside [0, 1]) it has
+    yet another norm. So the penalty is known without knowing the student's eps.
+    """
+
+    def __init__(self, end: torch.Tensor) -> None:
+        super().__init__()
+        self.w, self.c = nn.Parameter(torch.tensor(1.7)), nn.Parameter(torch.tensor(1.0))
+        self.register_buffer("end", end.flatten(1).clone())
+        self.register_buffer("v", self.end / self.end.norm(dim=1, keepdim=True))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        flat = x.flatten(1)
+        return self.w * flat.norm(dim=1) + self.c * torch.relu(((self.end - flat) * self.v).sum(dim=1))
+
+
 def probe_gradient_penalty(fn: Any, seed: int) -> dict:
-    """Cases whose answer does not depend on the student's random eps: real == fake, and a linear critic."""
+    """Cases whose answer does not depend on the student's random eps.
+
+    real == fake; a linear critic; and a critic whose gradient is the same at every point
+    strictly between a real sample and its fake, different at either end or off the segment.
+    """
     g = torch.Generator().manual_seed(seed)
     critic = nn.Sequential(nn.Flatten(), nn.Linear(1024, 16), nn.Tanh(), nn.Linear(16, 1))
     with torch.no_grad():
@@ -127,6 +151,11 @@ def probe_gradient_penalty(fn: Any, seed: int) -> dict:
             p.copy_(torch.randn(p.shape, generator=g) * 0.05)
     fake = torch.rand(4, 1, 32, 32, generator=g) * 2 - 1
     facts["linear_value"] = float(fn(lin, real, fake).detach())
+    ends = torch.rand(16, 1, 32, 32, generator=g) * 2 - 1
+    real_first = (torch.arange(16) < 8).view(16, 1, 1, 1)  # half the samples with fake = 0, half with real = 0
+    zero = torch.zeros_like(ends)
+    facts["segment_value"] = float(fn(_SegmentCritic(ends), torch.where(real_first, ends, zero),
+                                      torch.where(real_first, zero, ends)).detach())
     return facts
 
 
@@ -135,6 +164,9 @@ def compare_gradient_penalty(got: dict, ref: dict) -> list[Part]:
                  "one L2 norm per sample over all its dimensions: grad.flatten(1).norm(2, dim=1)"),
             part("penalty of a linear critic (its gradient is its weight everywhere)", got, ref, ("linear_value",),
                  "the mean over the batch of (norm - 1) ** 2"),
+            part("penalty at points strictly between each real sample and its fake", got, ref, ("segment_value",),
+                 "x_hat = eps * real + (1 - eps) * fake with one eps ~ U[0, 1) per sample, the same for all of its "
+                 "pixels: eps = torch.rand(B, 1, 1, 1); the gradient is taken at x_hat, not at real or fake"),
             part("differentiable with respect to the critic (create_graph=True)", got, ref, ("critic_grad",),
                  "torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True): the penalty must train the critic")]
 
@@ -152,6 +184,7 @@ EXERCISES = (
              probe_clip, compare_clip, _summary("every parameter clamped into [-c, c] in place; buffers untouched.")),
     Exercise("wgan-gradient-penalty", LAB, "the gradient penalty", 3, "gradient_penalty",
              "labkit.exercises.wgan:reference_gradient_penalty", probe_gradient_penalty, compare_gradient_penalty,
-             _summary("right on known interpolates and a linear critic, and differentiable w.r.t. the critic."),
+             _summary("right on known interpolates, a linear critic and points between real and fake, "
+                      "and differentiable w.r.t. the critic."),
              hidden=("labkit.losses:gradient_penalty",)),
 )
