@@ -65,9 +65,13 @@ def compare_module(role: str, extra: tuple[str, ...]) -> Any:
             return Part(label, ok, "" if ok else diagnosis)
 
         first = scored("out", "output on the grader's inputs, seeded weights, training mode")
+        grad = scored("grad", "gradient of the output with respect to the input")
+        if first.passed and not grad.passed:  # right numbers, but autograd cannot follow them
+            grad = Part(grad.check, False, "the output is right but its gradient is not: something in forward "
+                        "leaves autograd (.detach(), .data, .item(), numpy or torch.no_grad())")
         first = Part(first.check, first.passed and extra_ok, "; ".join(x for x in (first.message, extra_why) if x))
         return [first,
-                scored("grad", "gradient of the output with respect to the input"),
+                grad,
                 scored("eval", "output in eval mode (BatchNorm's running statistics after one pass)")]
     return compare
 
