@@ -198,10 +198,13 @@ def _closure(names) -> list[md.Distribution]:
     return list(seen.values())
 
 
-def _link_preinstalled(venv_site: Path) -> bool:
-    """Hard-link this project's torch, torchvision and their dependencies into ``venv_site``; False if impossible."""
+def _link_preinstalled(venv_site: Path, names=PREINSTALLED) -> bool:
+    """Hard-link this project's ``names`` (torch, torchvision) and their dependencies into ``venv_site``.
+
+    False when impossible (another file system): then pip installs them.
+    """
     present = {canonicalize_name(d.metadata["Name"]) for d in md.distributions(path=[str(venv_site)])}
-    dists = [d for d in _closure(PREINSTALLED) if canonicalize_name(d.metadata["Name"]) not in present]
+    dists = [d for d in _closure(names) if canonicalize_name(d.metadata["Name"]) not in present]
     here = Path(sysconfig.get_paths()["purelib"]).resolve()
     try:
         for dist in dists:
@@ -219,15 +222,22 @@ def _link_preinstalled(venv_site: Path) -> bool:
 
 
 @pytest.fixture(scope="module")
-def colab_like(tmp_path_factory):
-    """(venv, work folder, wheel, timings): the wheel installed into a venv that had only torch + torchvision."""
-    base = tmp_path_factory.mktemp("colab")
-    timings: dict[str, float] = {}
-    wheels = base / "wheels"
+def built_wheel(tmp_path_factory) -> Path:
+    """The wheel ``pip wheel . --no-deps`` builds from a copy of the project."""
+    base = tmp_path_factory.mktemp("wheel")
     src = _project_copy(base / "src")
-    _run([sys.executable, "-m", "pip", "wheel", ".", "--no-deps", "-q", "-w", wheels], timings, "pip wheel", cwd=src)
-    [wheel] = wheels.glob("labkit-*.whl")
+    _run([sys.executable, "-m", "pip", "wheel", ".", "--no-deps", "-q", "-w", base / "wheels"], {}, "pip wheel",
+         cwd=src)
+    [wheel] = (base / "wheels").glob("labkit-*.whl")
+    return wheel
 
+
+def _fresh_venv(base: Path, timings: dict, also: tuple[str, ...] = ()) -> dict:
+    """A venv holding only torch and torchvision (this project's, hard-linked), as Colab starts.
+
+    ``also``: more of this project's packages to link in (with their dependencies), to save the time a
+    download and install would take where that install is not what is tested.
+    """
     venv = base / "venv"
     _run([sys.executable, "-m", "venv", venv], timings, "python -m venv")
     py = venv / "bin" / "python"
@@ -240,28 +250,41 @@ def colab_like(tmp_path_factory):
                PIP_DISABLE_PIP_VERSION_CHECK="1",
                # the CPU fast path's probe (tests/test_fastpath.py) would take longer than these 2-step runs
                LABKIT_FAST_PATH="off")
-    pins = [f"{name}=={md.version(name)}" for name in PREINSTALLED]
+    pins = [f"{name}=={md.version(name)}" for name in PREINSTALLED + also]
     start = time.monotonic()
-    if not _link_preinstalled(site):
+    if not _link_preinstalled(site, PREINSTALLED + also):
         _run([py, "-m", "pip", "install", "-q", *pins], timings, "pip install torch torchvision", env=env, cwd=base)
     timings["torch + torchvision in place"] = round(time.monotonic() - start, 1)
     before = _run([py, "-c", "import importlib.util as u; print([m for m in ('torch', 'torchvision', 'labkit', "
-                   "'matplotlib', 'ipywidgets', 'papermill') if u.find_spec(m)])"], timings, "check", env=env, cwd=base)
-    assert before.stdout.strip() == "['torch', 'torchvision']", f"the fresh venv is not fresh: {before.stdout}"
-
+                   "'matplotlib', 'ipywidgets', 'papermill', 'nbformat') if u.find_spec(m)])"], timings, "check",
+                  env=env, cwd=base)
+    expected = ["torch", "torchvision"] + [m for m in ("matplotlib", "ipywidgets") if m in also]
+    assert before.stdout.strip() == str(expected), f"the fresh venv is not fresh: {before.stdout}"
     constraints = base / "keep-torch.txt"  # installing labkit must not touch the preinstalled torch
-    constraints.write_text("\n".join(pins) + "\n")
-    _run([py, "-m", "pip", "install", "-q", "-c", constraints, wheel, "papermill", "ipykernel"], timings,
-         "pip install wheel papermill ipykernel", env=env, cwd=base)
+    constraints.write_text("\n".join(pins[:len(PREINSTALLED)]) + "\n")
+    return dict(venv=venv, py=py, env=env, site=site, constraints=constraints, timings=timings)
 
-    work = base / "work"  # no repository beside it: only MNIST's raw files, linked
+
+def _work_folder(base: Path) -> Path:
+    """A folder with no repository beside it: only MNIST's raw files, linked."""
+    work = base / "work"
     raw = work / "data" / "MNIST" / "raw"
     raw.mkdir(parents=True)
     for f in (DATA / "MNIST" / "raw").iterdir():
         if f.is_file() and not f.name.endswith(".gz"):
             (raw / f.name).symlink_to(f)
     assert list(raw.iterdir()), f"MNIST's raw files are missing under {DATA}: run `make data`"
-    return dict(venv=venv, py=py, env=env, work=work, wheel=wheel, timings=timings)
+    return work
+
+
+@pytest.fixture(scope="module")
+def colab_like(tmp_path_factory, built_wheel):
+    """(venv, work folder, wheel, timings): the wheel installed into a venv that had only torch + torchvision."""
+    base = tmp_path_factory.mktemp("colab")
+    venv = _fresh_venv(base, {})
+    _run([venv["py"], "-m", "pip", "install", "-q", "-c", venv["constraints"], built_wheel, "papermill", "ipykernel"],
+         venv["timings"], "pip install wheel papermill ipykernel", env=venv["env"], cwd=base)
+    return dict(venv, work=_work_folder(base), wheel=built_wheel)
 
 
 def test_wheel_runs_notebook_01_without_the_checkout(colab_like):
@@ -298,3 +321,131 @@ def test_wheel_runs_notebook_01_without_the_checkout(colab_like):
     images = [o for c in out.cells if c.cell_type == "code" for o in c.get("outputs", [])
               if "image/png" in o.get("data", {})]
     assert len(images) >= 3, "the executed notebook should show its figures"
+
+
+# --------------------------------------------------------------------------- the wheel alone: the command line
+
+
+@pytest.fixture(scope="module")
+def wheel_only(tmp_path_factory, built_wheel):
+    """The wheel with its runtime dependencies only, in a venv that had torch + torchvision: no extra at all."""
+    base = tmp_path_factory.mktemp("wheel-only")
+    # labkit's runtime dependencies linked in too: resolving them from an index is colab_like's business
+    venv = _fresh_venv(base, {}, also=("numpy", "matplotlib", "tqdm", "ipywidgets"))
+    _run([venv["py"], "-m", "pip", "install", "-q", "-c", venv["constraints"], built_wheel], venv["timings"],
+         "pip install wheel", env=venv["env"], cwd=base)
+    return dict(venv, work=_work_folder(base))
+
+
+def test_wheel_alone_runs_the_command_line(wheel_only):
+    """fetch-data, train and evaluate work from the wheel alone; the instructors' commands name their extra."""
+    py, env, work = wheel_only["py"], wheel_only["env"], wheel_only["work"]
+    absent = _run([py, "-c", "import importlib.util as u; print([m for m in ('papermill', 'nbformat', 'nbclient', "
+                   "'nbconvert', 'ipykernel', 'jupyterlab') if u.find_spec(m)])"], {}, "check", env=env, cwd=work)
+    assert absent.stdout.strip() == "[]", f"not a wheel-only install: {absent.stdout}"
+    transcript: list[str] = []
+
+    def cli(*args: str, ok: bool = True) -> subprocess.CompletedProcess:
+        start = time.monotonic()
+        done = subprocess.run([str(wheel_only["venv"] / "bin" / "labkit"), *args], cwd=work, env=env,
+                              capture_output=True, text=True, timeout=900)
+        lines = (done.stdout + done.stderr).strip().splitlines()
+        transcript.append(f"$ labkit {' '.join(args)}   # exit {done.returncode}, {time.monotonic() - start:.0f} s\n"
+                          + "\n".join(lines[:3] + (["..."] + lines[-3:] if len(lines) > 6 else lines[3:])))
+        if ok:
+            assert done.returncode == 0, f"labkit {' '.join(args)}:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
+        return done
+
+    try:
+        assert "fetch-data" in cli("--help").stdout
+        assert _run([py, "-m", "labkit", "--help"], {}, "python -m labkit", env=env, cwd=work).returncode == 0
+        assert "source: existing" in cli("fetch-data").stdout
+        assert "run saved in runs/dcgan" in cli("train", "--epochs", "1", "--n-train", "256", "--run-dir", "runs/dcgan",
+                                                "--device", "cpu").stdout
+        assert "FID" in cli("evaluate", "runs/dcgan", "--n", "1000", "--device", "cpu").stdout
+        assert json.loads((work / "runs" / "dcgan" / "metrics.json").read_text())["model"]["n"] == 1000
+        for args in (["handouts", "--check"], ["run", "--profile", "quick"], ["grade", "x.ipynb", "--out", "g"],
+                     ["grade-one", "x.ipynb", "--out", "g"]):
+            done = cli(*args, ok=False)
+            said = (done.stdout + done.stderr).strip()
+            # one line, naming the extra (it may go on to say which modules are missing)
+            assert done.returncode != 0 and len(said.splitlines()) == 1, said
+            assert said.startswith(f"labkit {args[0]} needs: pip install 'labkit[grade]'"), said
+    finally:
+        print("\n\n".join(transcript))
+
+
+# --------------------------------------------------------------------------- ipywidgets 7, as on Colab
+
+
+@pytest.fixture(scope="module")
+def widgets7(tmp_path_factory, built_wheel):
+    """A Colab-like venv: torch, torchvision, ipywidgets 7.7.1 on ipykernel 6; then the set-up cell's own install.
+
+    widgetsnbextension (which would bring the classic notebook server) only serves the classic notebook's
+    JavaScript, so ipywidgets is installed without it: the kernel side is what is tested here.
+    """
+    base = tmp_path_factory.mktemp("widgets7")
+    # this project's matplotlib, numpy, tqdm and ipykernel's dependencies linked in; then Colab's ipykernel 6
+    venv = _fresh_venv(base, {}, also=("numpy", "matplotlib", "tqdm", "ipykernel"))
+    py, env, timings = venv["py"], venv["env"], venv["timings"]
+    _run([py, "-m", "pip", "install", "-q", "-c", venv["constraints"], "ipykernel<7", "ipython-genutils",
+          "jupyterlab-widgets<3"], timings, "pip install Colab's set", env=env, cwd=base)
+    _run([py, "-m", "pip", "install", "-q", "--no-deps", "ipywidgets==7.7.1"], timings, "pip install ipywidgets 7",
+         env=env, cwd=base)
+    freeze = [py, "-m", "pip", "list", "--format=json"]
+    before = {p["name"].lower(): p["version"] for p in json.loads(_run(freeze, timings, "pip list", env=env).stdout)}
+    # the set-up cell's own pip call, with the built wheel in place of the release URL
+    options, (req, *others) = _colab_install(colab.setup_cell_source())
+    _run([py, "-m", "pip", "install", *options, built_wheel, *map(str, others)], timings, "the set-up cell's install",
+         env=env, cwd=base)
+    after = {p["name"].lower(): p["version"] for p in json.loads(_run(freeze, timings, "pip list", env=env).stdout)}
+    kernels = base / "jupyter" / "kernels" / "labkit-widgets7"
+    kernels.mkdir(parents=True)
+    (kernels / "kernel.json").write_text(json.dumps({
+        "argv": [str(py), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "ipywidgets 7", "language": "python"}))
+    return dict(venv, before=before, after=after, jupyter_path=base / "jupyter")
+
+
+WIDGETS7_CELLS = [
+    "import ipywidgets, torch\nfrom labkit import models, widgets\nfrom labkit.train import History\n"
+    "assert ipywidgets.__version__.startswith('7.'), ipywidgets.__version__\n"
+    "def history(value):\n"
+    "    return History(d_loss=[1.0, 0.9], g_loss=[2.0, 1.9], d_real=[0.5] * 2, d_fake=[0.5] * 2,\n"
+    "                   g_grad_norm=[1.0] * 2, gp=[0.0] * 2, epoch_of_step=[1, 1],\n"
+    "                   samples=[torch.full((4, 1, 32, 32), value)], epoch_seconds=[1.0], epoch_images=[64])\n"
+    "runs = {4: history(-0.5), 16: history(0.5)}\n"
+    "torch.manual_seed(0)\nG = models.DCGANGenerator(nz=8, ngf=8, n_classes=10)",
+    # build and update: the slider redraws the Output area
+    "nz = widgets.nz_explorer(runs, n=4, force='widget')\n"
+    "png = nz.output.outputs[0]['data']['image/png']\nnz.slider.value = 16\n"
+    "assert nz.renders == 2 and nz.output.outputs[0]['data']['image/png'] != png",
+    "cls = widgets.class_explorer(G, n=2, force='widget')\ncls.slider.value = 3\nassert cls.renders == 2",
+    "walk = widgets.latent_walk(G, steps=3, force='both')\nwalk.controls[0].value = 1.0\n"
+    "assert walk.renders == 2 and walk.static_figure is not None",
+    # the static figure, rendered
+    "fig = widgets.nz_explorer(runs, n=4, force='static')",
+    "print('ok', ipywidgets.__version__)",
+]
+
+
+def test_explorers_work_with_ipywidgets_7_in_a_kernel(widgets7, monkeypatch):
+    """Colab's ipywidgets 7: the set-up cell keeps it, and the explorers build, update and draw there."""
+    before, after = widgets7["before"], widgets7["after"]
+    kept = {n: before[n] for n in ("torch", "torchvision", "ipywidgets", "ipykernel", "numpy", "matplotlib")}
+    assert {n: after[n] for n in kept} == kept, "the set-up cell changed what Colab had"
+    assert after["labkit"] == labkit.__version__ and before["ipywidgets"] == "7.7.1"
+
+    nbclient = pytest.importorskip("nbclient")
+    monkeypatch.setenv("JUPYTER_PATH", str(widgets7["jupyter_path"]))
+    for name, value in widgets7["env"].items():
+        if name.startswith("LABKIT_") or name in ("PATH", "VIRTUAL_ENV"):
+            monkeypatch.setenv(name, value)
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in WIDGETS7_CELLS])
+    nbclient.NotebookClient(nb, kernel_name="labkit-widgets7", timeout=300).execute()
+    mimes = [set(o.get("data", {})) for c in nb.cells for o in c.outputs]
+    widget_view = "application/vnd.jupyter.widget-view+json"
+    assert [widget_view in m for m in mimes[:3]] == [True] * 3, mimes  # nz, class, walk: shown as widgets
+    assert "image/png" in mimes[3] and "image/png" in mimes[4], mimes  # the walk's static figure; the static nz
+    assert nb.cells[-1].outputs[0]["text"].strip() == "ok 7.7.1"
