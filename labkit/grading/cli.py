@@ -38,8 +38,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=None, help="torch threads of the feedback kernel")
     _common(p)
     p.set_defaults(func=cmd_grade_one)
-    p = sub.add_parser("grade-collect", help="merge DIR/results/*.json into grades.csv, feedback and summary")
+    p = sub.add_parser("grade-collect",
+                       help="merge DIR/results/*.json (and --marks) into grades.csv, feedback and summary")
     p.add_argument("dir")
+    p.add_argument("--marks", action="append", default=[], metavar="CSV",
+                   help="marks of the written answers (student,question,points,comment) to merge; repeatable")
     p.set_defaults(func=cmd_grade_collect)
 
 
@@ -74,6 +77,10 @@ def cmd_grade_one(args: argparse.Namespace) -> int:
 def cmd_grade_collect(args: argparse.Namespace) -> int:
     from .outputs import collect
 
+    if args.marks:  # checked whole before anything is written; a bad row refuses them all
+        from .marks import merge
+
+        print(f"merged {len(args.marks)} marks file(s) into {merge(args.dir, args.marks)}")
     print(f"wrote {collect(args.dir)}")
     return 0
 

@@ -28,7 +28,7 @@ from typing import Any
 
 from .. import exercises
 from ..exercises import Verdict
-from . import probes, submissions
+from . import answers, probes, submissions
 
 #: the notebooks' smallest useful parameters for the feedback run; each notebook gets those it declares
 GRADING_PARAMS: dict[str, Any] = dict(epochs=1, n_train=512, n_eval=500, ablation_images=512, batch_size=64,
@@ -125,6 +125,8 @@ def grade_notebook(path: str | Path, student: str | None = None, solution: str |
     notes += more
     notes += [f"a cell carries exercise id {ex!r}, which {sol_path.name} does not have: not graded"
               for ex in code if ex not in ids]
+    written, more = answers.collect(sub, sol)  # the written answers, read from the file (marked by hand)
+    notes += more
     solution_code, _ = submissions.student_cells(sol)
     seed = secrets.randbelow(2**31 - 1000) if seed is None else seed
     deadline = started + notebook_timeout
@@ -157,5 +159,5 @@ def grade_notebook(path: str | Path, student: str | None = None, solution: str |
         "graded_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "seconds": round(time.monotonic() - started, 1), "notes": notes, "sandboxed": sandboxed,
         "exercises": rows, "total": round(sum(v.points for v in verdicts.values()), 2),
-        "max_total": sum(v.max_points for v in verdicts.values()), "executed": executed,
+        "max_total": sum(v.max_points for v in verdicts.values()), "answers": written, "executed": executed,
     }

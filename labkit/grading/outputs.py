@@ -89,13 +89,17 @@ def collect(out: str | Path) -> Path:
         _keep_previous(out / name)
     if kept:
         print(f"earlier {', '.join(kept)} kept in {out / 'previous'}")
+    from . import answers, marks
+
+    stored = marks.load(out)
+    written = marks.apply(results, stored)  # written answers' marks: grades.csv's q<N> columns, in the totals
     ordered = sorted(results, key=lambda r: r["student"])
-    rows = [["student", *exercises, "total", "max_total", "flags"]]
+    rows = [["student", *exercises, *(f"q{n}" for n in written), "total", "max_total", "flags"]]
     for r in ordered:
         pts = {e["exercise"]: e["points"] for e in r["exercises"]}
         flags = "; ".join(f"{e['exercise']}: {e['flag']}" for e in r["exercises"] if e.get("flag"))
         rows.append([r["student"], *(f"{pts[ex]:g}" if ex in pts else "" for ex in exercises),
-                     f"{r['total']:g}", f"{r['max_total']:g}", flags])
+                     *marks.cells(r, written), f"{r['total']:g}", f"{r['max_total']:g}", flags])
     _write_csv(out / "grades.csv", rows)
     _write_csv(out / "outcomes.csv", [["student", *exercises]] + [
         [r["student"], *({e["exercise"]: e["outcome"] for e in r["exercises"]}.get(ex, "") for ex in exercises)]
@@ -103,6 +107,8 @@ def collect(out: str | Path) -> Path:
     for r in results:
         atomic_write(out / "feedback" / f"{safe_name(r['student'])}.html", feedback_html(r))
     _summary(results, exercises, out)
+    answers.write_pages(out, results, stored)
+    marks.write_template(out, results, stored)
     return out / "grades.csv"
 
 
@@ -130,6 +136,8 @@ def feedback_html(r: dict) -> str:
         rows.append(f"<tr class='{e['outcome'].replace(' ', '-')}'><td>{html.escape(e['exercise'])}</td>"
                     f"<td>{html.escape(e['outcome'])}</td><td>{e['points']:g} / {e['max_points']:g}</td>"
                     f"<td><pre>{html.escape(e['message'])}</pre>{flag}{printed}</td></tr>")
+    from .marks import feedback_html as written
+
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in r["notes"])
     sandbox_note = "" if r.get("sandboxed", True) else "<p class='note'>Graded without the sandbox.</p>"
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>Feedback: {html.escape(r['student'])}</title>"
@@ -138,7 +146,8 @@ def feedback_html(r: dict) -> str:
             f"Each exercise was run on inputs chosen by the grader and compared with labkit's reference, "
             f"with the same judgement as the notebook's check.</p>{sandbox_note}"
             f"<table><tr><th>exercise</th><th>outcome</th><th>points</th><th>what the grader found</th></tr>"
-            f"{''.join(rows)}</table>" + (f"<h2>Notes</h2><ul>{notes}</ul>" if notes else "") + "</body></html>\n")
+            f"{''.join(rows)}</table>{written(r)}" + (f"<h2>Notes</h2><ul>{notes}</ul>" if notes else "")
+            + "</body></html>\n")
 
 
 def _summary(results: list[dict], exercises: list[str], out: Path) -> None:
@@ -172,10 +181,11 @@ def _summary(results: list[dict], exercises: list[str], out: Path) -> None:
                f"{html.escape(', '.join(unsandboxed))}): their code could read files and the references.</p>"
                if unsandboxed else "")
     flagged = sum(1 for r in results for e in r["exercises"] if e.get("flag"))
+    from .marks import summary_html as written
     atomic_write(out / "summary.html",
                  f"<!doctype html><html><head><meta charset='utf-8'><title>Grading summary</title><style>{CSS}</style>"
                  f"</head><body><h1>Grading summary</h1>{warning}<p>{len(results)} submission(s); grades in grades.csv "
                  f"(its flags column: {flagged} exercise(s) identical to a reference after normalisation), outcomes in "
                  f"outcomes.csv, each student's feedback in feedback/.</p><img src='summary.png' "
                  f"alt='points per exercise'><table><tr><th>exercise</th><th>mean points</th>{head}</tr>{rows}</table>"
-                 f"</body></html>\n")
+                 f"{written(results)}</body></html>\n")
