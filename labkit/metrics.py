@@ -14,6 +14,8 @@ is the feature space (FIDs here are on that scale, not Inception's).
 - :func:`class_histogram`, :func:`class_coverage`: mode coverage of an unconditional G.
 - :func:`evaluate`: all of them for 10,000 samples of G against the real test set;
   :func:`real_floor`: the same figures for real training images, the best one can hope for.
+- :func:`nearest_train_distance`, :func:`memorisation`: does G copy its training images? Each
+  sample's distance to its nearest training image, in pixel space, beside real test images'.
 
 Every number is only meaningful beside the real floor measured the same way
 (:func:`format_metrics` prints both).
@@ -475,6 +477,188 @@ def density_coverage(real_feats: Any, fake_feats: Any, k: int = DC_K, batch_size
     k = _check_k(k, len(real), who="of real_feats")
     m = _manifold_metrics(real, fake, None, k, batch_size)
     return m["density"], m["coverage"]
+
+
+# --------------------------------------------------------------------------- memorisation
+
+MEMO_BOUND_DIM = 128  # principal directions of the training set behind the lower bound
+MEMO_CANDIDATES = 32  # training images per sample whose exact distance is computed first
+MEMO_FIT_ROWS = 4096  # training images (evenly spaced) the principal directions are fitted on
+MEMO_TRAIN_CHUNK = 8192  # training images per torch.cdist call: memory is block_size x this many floats
+_MEMO_SLACK = 0.05  # room for float32 rounding in the bound, in distance units (its error is ~1e-3)
+
+
+def _check_block_size(block_size: Any) -> int:
+    if isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)) or block_size < 1:
+        raise ValueError(f"block_size must be an int >= 1 (samples per block), got {block_size!r}")
+    return int(block_size)
+
+
+def _principal_basis(train: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean (D,) and orthonormal top principal directions (D, k) of flat training images."""
+    rows = torch.linspace(0, len(train) - 1, min(len(train), MEMO_FIT_ROWS), device=train.device).round().long()
+    fit = train[rows]
+    mean = fit.mean(0)
+    centred = (fit - mean).cpu().double()
+    k = min(MEMO_BOUND_DIM, *centred.shape)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a small eigenproblem: on a busy machine, threads waiting for each other took 10x longer
+    try:
+        if len(centred) >= centred.shape[1]:
+            _, vectors = torch.linalg.eigh(centred.T @ centred)  # eigenvalues in ascending order
+            basis = vectors[:, -k:]
+        else:  # fewer images than pixels: the same directions from the smaller Gram matrix
+            _, vectors = torch.linalg.eigh(centred @ centred.T)
+            basis = torch.linalg.qr(centred.T @ vectors[:, -k:]).Q
+    finally:
+        torch.set_num_threads(threads)
+    return mean, basis.to(train.device, torch.float32).contiguous()
+
+
+def _bound_coordinates(x: torch.Tensor, mean: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
+    """[projection on the basis, length of the rest]: distances between these never exceed the images'.
+
+    With v = x - mean split into p (in the span of the basis) and r (orthogonal to it):
+    ||v_a - v_b||^2 = ||p_a - p_b||^2 + ||r_a - r_b||^2 >= ||p_a - p_b||^2 + (||r_a|| - ||r_b||)^2.
+    """
+    v = x - mean
+    p = v @ basis
+    rest = (v.pow(2).sum(1, dtype=torch.float64) - p.pow(2).sum(1, dtype=torch.float64)).clamp_min(0).sqrt()
+    return torch.cat([p, rest.to(p.dtype)[:, None]], dim=1)
+
+
+def _squared(x: torch.Tensor, train: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """Squared distances in float64 between each row of x and train[index] (its own training image)."""
+    out = torch.empty(len(x), dtype=torch.float64, device=x.device)
+    step = max(1, (1 << 21) // max(1, x.shape[1]))  # 2M pixel differences at a time
+    for start in range(0, len(x), step):
+        rows = slice(start, start + step)
+        out[rows] = (x[rows].double() - train[index[rows]].double()).pow(2).sum(1)
+    return out
+
+
+def _candidate_squared(x: torch.Tensor, train: torch.Tensor, train_sq: torch.Tensor,
+                       cand: torch.Tensor) -> torch.Tensor:
+    """Squared distances (B, m) between each row of x and its m candidates train[cand], in float32."""
+    out = torch.empty(cand.shape, device=x.device)
+    step = max(1, (1 << 21) // max(1, cand.shape[1] * x.shape[1]))
+    for start in range(0, len(x), step):
+        rows = slice(start, start + step)
+        dots = torch.bmm(train[cand[rows]], x[rows, :, None])[:, :, 0]
+        out[rows] = train_sq[cand[rows]] - 2 * dots + x[rows].pow(2).sum(1, keepdim=True)
+    return out
+
+
+def _nearest_by_cdist(x: torch.Tensor, train: torch.Tensor, block_size: int) -> torch.Tensor:
+    """Index of each row's nearest training image, comparing with all of them (torch.cdist, chunk by chunk)."""
+    best = torch.full((len(x),), math.inf, device=x.device)
+    index = torch.zeros(len(x), dtype=torch.long, device=x.device)
+    for start in range(0, len(x), block_size):
+        rows = slice(start, start + block_size)
+        for c0 in range(0, len(train), MEMO_TRAIN_CHUNK):
+            d, j = torch.cdist(x[rows], train[c0:c0 + MEMO_TRAIN_CHUNK]).min(dim=1)
+            better = d < best[rows]
+            best[rows] = torch.where(better, d, best[rows])
+            index[rows] = torch.where(better, j + c0, index[rows])
+    return index
+
+
+def nearest_train_distance(samples: Any, train: Any, block_size: int = 2048, return_index: bool = False,
+                           device: str | torch.device = "cpu") -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """Each sample's Euclidean distance, in pixel space, to its nearest training image: 0 for a copy.
+
+    ``samples`` (N, 1, 32, 32) and ``train`` (M, 1, 32, 32) are images in [-1, 1]; returns the N
+    distances (float64) and, with ``return_index``, the index in ``train`` of each nearest image.
+    On this scale an exact copy is at 0, an MNIST test digit is about 9 from its nearest training
+    digit (2 to 14), and no two images can be more than 64 apart.
+
+    Why pixel space, not the digit classifier's feature space of the other metrics: a copy is an
+    image that repeats a training image pixel for pixel, and pixel space is where that shows, as a
+    distance of 0. The feature space is trained to ignore what makes one person's 7 differ from
+    another's (and keeps only each vector's direction), so a new, typical 7 can lie as close to a
+    training 7 there as a copy does. The limit of pixel space: a copy shifted by a pixel is no
+    longer near its original; this measures copying, not closeness in style.
+
+    How, exactly and in bounded memory. Pixels that hold one value in every training image
+    (MNIST's padding and empty border) add the same amount to all of a sample's distances: they
+    are counted once. On the others, each block of ``block_size`` samples goes through
+    ``torch.cdist`` against MEMO_TRAIN_CHUNK training images at a time (never the N x M matrix),
+    first on 129 numbers per image, the projection on the training set's top 128 principal
+    directions and the length of the rest, whose distances are lower bounds of the true ones.
+    The exact distances to the MEMO_CANDIDATES training images with the smallest bounds follow;
+    when every other training image's bound exceeds the best of them, that is the nearest image.
+    Samples for which the bound is too loose to decide (noise, say) are compared with every
+    training image. 10,000 samples against MNIST's 60,000 training images take about 15 s of one
+    CPU core (9 s on two free cores), a little over half of what comparing every pair costs.
+    Distances are recomputed in float64, so a copy scores exactly 0; the result does not depend
+    on ``block_size``.
+    """
+    x = _check_images(samples, "samples")
+    t = _check_images(train, "train")
+    block_size = _check_block_size(block_size)
+    if not isinstance(return_index, bool):
+        raise ValueError(f"return_index must be True or False, got {return_index!r}")
+    dev = resolve_device(device)
+    if dev.type == "mps":  # the exact distances are summed in float64, which MPS does not have
+        dev = torch.device("cpu")
+    x = x.reshape(len(x), -1).to(dev, torch.float32)
+    t = t.reshape(len(t), -1).to(dev, torch.float32)
+    varying = (t != t[:1]).any(dim=0)  # pixels that differ between training images
+    constant = (x[:, ~varying].double() - t[:1, ~varying].double()).pow(2).sum(1)
+    x, t = x[:, varying].contiguous(), t[:, varying].contiguous()
+    m = min(MEMO_CANDIDATES, len(t))
+
+    mean, basis = _principal_basis(t)
+    tz = torch.cat([_bound_coordinates(t[c0:c0 + MEMO_TRAIN_CHUNK], mean, basis)
+                    for c0 in range(0, len(t), MEMO_TRAIN_CHUNK)])
+    t_sq = t.pow(2).sum(1)
+    index = torch.empty(len(x), dtype=torch.long, device=dev)
+    for start in range(0, len(x), block_size):
+        xb = x[start:start + block_size]
+        xz = _bound_coordinates(xb, mean, basis)
+        bound = torch.empty(len(xb), 0, device=dev)  # the m smallest bounds so far, ascending
+        cand = torch.empty(len(xb), 0, dtype=torch.long, device=dev)  # and their training images
+        for c0 in range(0, len(t), MEMO_TRAIN_CHUNK):
+            d = torch.cdist(xz, tz[c0:c0 + MEMO_TRAIN_CHUNK])
+            low, j = d.topk(min(m, d.shape[1]), dim=1, largest=False)
+            bound, pos = torch.cat([bound, low], 1).topk(m, dim=1, largest=False)
+            cand = torch.cat([cand, j + c0], 1).gather(1, pos)
+        d2, j = _candidate_squared(xb, t, t_sq, cand).min(dim=1)
+        winner = cand.gather(1, j[:, None])[:, 0]
+        # Decided when every training image outside the candidates has a bound above the best distance.
+        undecided = (bound.amax(dim=1) <= d2.clamp_min(0).sqrt() * (1 + 1e-3) + _MEMO_SLACK) & (m < len(t))
+        if bool(undecided.any()):
+            winner[undecided] = _nearest_by_cdist(xb[undecided], t, block_size)
+        index[start:start + len(xb)] = winner
+    squared = _squared(x, t, index)  # the winners' distances, again, in float64
+    distances = (squared + constant).sqrt().cpu().numpy()
+    return (distances, index.cpu().numpy()) if return_index else distances
+
+
+def memorisation(samples: Any, train: Any, test: Any, block_size: int = 2048,
+                 device: str | torch.device = "cpu") -> dict[str, Any]:
+    """Does G copy its training set? The samples' nearest-training distances beside real test images'.
+
+    A real test image is not a copy of a training image, so the test set's distances are the
+    reference: a G that draws new digits gives distances like theirs, a G that copies gives
+    distances near 0. Returns ``sample_median`` and ``test_median`` (median distance to the
+    nearest image of ``train``), ``ratio`` (sample_median / test_median: about 1 for new digits,
+    near 0 for copies), ``near_copy_share`` (share of samples nearer to the training set than 99 %
+    of the test images are: about 0.01 for new digits, near 1 for copies), ``near_copy_distance``
+    (that threshold) and the three set sizes. All images (N, 1, 32, 32) in [-1, 1]; distances as
+    :func:`nearest_train_distance` computes them, in pixel space.
+    """
+    s = _check_images(samples, "samples")
+    t = _check_images(train, "train")
+    r = _check_images(test, "test")
+    d_samples = nearest_train_distance(s, t, block_size=block_size, device=device)
+    d_test = nearest_train_distance(r, t, block_size=block_size, device=device)
+    sample_median, test_median = float(np.median(d_samples)), float(np.median(d_test))
+    threshold = float(np.quantile(d_test, 0.01))
+    return {"sample_median": sample_median, "test_median": test_median,
+            "ratio": sample_median / test_median if test_median > 0 else math.inf,
+            "near_copy_share": float((d_samples < threshold).mean()), "near_copy_distance": threshold,
+            "n_samples": len(s), "n_train": len(t), "n_test": len(r)}
 
 
 # --------------------------------------------------------------------------- classes

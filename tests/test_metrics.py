@@ -456,3 +456,113 @@ def test_format_metrics_aligns_columns():
     assert "density" not in "\n".join(lines)  # only the metrics given are shown
     with pytest.raises(ValueError, match="metrics must be the dict"):
         metrics.format_metrics([1, 2])
+
+
+# ------------------------------------------------------------------------- memorisation (nearest training image)
+
+@pytest.fixture(scope="module")
+def memo_sets(mnist_root, mnist_train):
+    """Training digits, copies of some of them, real test digits and uniform noise, all (N, 1, 32, 32) in [-1, 1]."""
+    train = mnist_train[0][:6000]
+    test = data.as_tensors(data.mnist(mnist_root, train=False))[0][:600]
+    g = torch.Generator().manual_seed(7)
+    copies = train[torch.randperm(len(train), generator=g)[:300]]
+    noise = torch.rand(100, 1, 32, 32, generator=g) * 2 - 1
+    return train, copies, test, noise
+
+
+def brute_nearest(samples: torch.Tensor, train: torch.Tensor) -> np.ndarray:
+    """Every distance, in float64, without the matrix-product shortcut (no cancellation)."""
+    x, t = samples.flatten(1).double(), train.flatten(1).double()
+    return torch.cdist(x, t, compute_mode="donot_use_mm_for_euclid_dist").min(1).values.numpy()
+
+
+def test_nearest_train_distance_is_exact(memo_sets):
+    train, copies, test, noise = memo_sets
+    samples = torch.cat([test[:200], copies[:100], noise[:30]])  # bound decides, copies, bound too loose
+    d, index = metrics.nearest_train_distance(samples, train, return_index=True)
+    assert d.dtype == np.float64 and d.shape == (330,) and index.shape == (330,)
+    assert np.abs(d - brute_nearest(samples, train)).max() < 1e-5
+    again = (samples.flatten(1).double() - train[index].flatten(1).double()).norm(dim=1).numpy()
+    assert np.abs(again - d).max() < 1e-9  # the index points at an image at that distance
+
+
+def test_copies_score_zero_and_noise_far_above_real_test_digits(memo_sets):
+    train, copies, test, noise = memo_sets
+    d_copies = metrics.nearest_train_distance(copies, train)
+    d_test = metrics.nearest_train_distance(test, train)
+    d_noise = metrics.nearest_train_distance(noise, train)
+    assert d_copies.max() == 0.0  # exact copies: the distance is recomputed in float64
+    assert d_test.min() > 1.0 and 5 < np.median(d_test) < 15  # a test digit is nobody's copy
+    assert d_noise.min() > 2 * d_test.max()  # noise is far from every digit
+
+    copying = metrics.memorisation(copies, train, test)
+    assert copying["sample_median"] == 0.0 and copying["ratio"] == 0.0 and copying["near_copy_share"] == 1.0
+    assert copying["test_median"] == pytest.approx(np.median(d_test))
+    assert (copying["n_samples"], copying["n_train"], copying["n_test"]) == (300, 6000, 600)
+    # half copies, half new digits: the share of near-copies says so
+    half = metrics.memorisation(torch.cat([copies[:100], test[300:400]]), train, test[:300])
+    assert 0.45 <= half["near_copy_share"] <= 0.6
+    new = metrics.memorisation(test[300:], train, test[:300])  # new digits score like the reference
+    assert 0.8 < new["ratio"] < 1.25 and new["near_copy_share"] < 0.05
+    assert metrics.memorisation(noise, train, test)["ratio"] > 2
+
+
+def test_block_size_does_not_change_the_result(memo_sets):
+    train, copies, test, noise = memo_sets
+    samples = torch.cat([test[:60], copies[:20], noise[:10]])
+    reference, index = metrics.nearest_train_distance(samples, train, return_index=True)
+    for block_size in (1, 7, 64, 10_000):
+        d, i = metrics.nearest_train_distance(samples, train, block_size=block_size, return_index=True)
+        np.testing.assert_allclose(d, reference, rtol=0, atol=1e-6)
+        assert (i == index).mean() > 0.99  # ties aside, the same nearest images
+
+
+def test_memorisation_works_in_bounded_blocks(memo_sets, monkeypatch):
+    train, copies, test, noise = memo_sets
+    shapes = []
+    real_cdist = torch.cdist
+
+    def recording_cdist(a, b, *args, **kwargs):
+        shapes.append((a.shape[0], b.shape[0]))
+        return real_cdist(a, b, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "cdist", recording_cdist)
+    monkeypatch.setattr(metrics, "MEMO_TRAIN_CHUNK", 1000)
+    metrics.nearest_train_distance(torch.cat([test[:200], noise[:20]]), train, block_size=64)
+    assert shapes and max(rows for rows, _ in shapes) <= 64 and max(cols for _, cols in shapes) <= 1000
+
+
+def test_memorisation_rejects_bad_input(memo_sets):
+    train, copies, test, _ = memo_sets
+    with pytest.raises(ValueError, match=r"samples must have shape \(N, 1, 32, 32\)"):
+        metrics.nearest_train_distance(copies[:, 0], train)
+    with pytest.raises(ValueError, match=r"train must have shape \(N, 1, 32, 32\) with N >= 1"):
+        metrics.nearest_train_distance(copies, train[:0])
+    with pytest.raises(ValueError, match=r"samples must have shape .* N >= 1"):
+        metrics.nearest_train_distance(copies[:0], train)
+    with pytest.raises(ValueError, match=r"train must lie in \[-1, 1\]"):
+        metrics.nearest_train_distance(copies, train * 3)
+    with pytest.raises(ValueError, match="samples must be a torch tensor"):
+        metrics.nearest_train_distance([[0.0]], train)
+    with pytest.raises(ValueError, match="block_size must be an int >= 1"):
+        metrics.nearest_train_distance(copies, train, block_size=0)
+    with pytest.raises(ValueError, match="return_index"):
+        metrics.nearest_train_distance(copies, train, return_index="yes")
+    with pytest.raises(ValueError, match=r"test must have shape"):
+        metrics.memorisation(copies, train, test[:0])
+    with pytest.raises(ValueError, match=r"train must have shape"):
+        metrics.memorisation(copies, train.flatten(1), test)
+
+
+def test_memorisation_without_mnist():
+    """Synthetic sets: fewer training images than pixels or than the candidates, and a single one."""
+    g = torch.Generator().manual_seed(0)
+    for n_train in (5, 300):
+        train = torch.rand(n_train, 1, 32, 32, generator=g) * 2 - 1
+        samples = torch.cat([train[2:3], torch.rand(30, 1, 32, 32, generator=g) * 2 - 1, train[:20] * 0.9])
+        d, i = metrics.nearest_train_distance(samples, train, return_index=True)
+        assert d[0] == 0.0 and i[0] == 2
+        np.testing.assert_allclose(d, brute_nearest(samples, train), atol=1e-6)
+    one = metrics.nearest_train_distance(samples, train[:1])
+    np.testing.assert_allclose(one, (samples - train[:1]).flatten(1).double().norm(dim=1).numpy(), atol=1e-6)
