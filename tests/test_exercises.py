@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import nbformat
 import numpy as np
 import pytest
 import torch
@@ -755,3 +756,17 @@ def test_check_leaves_the_global_rng_and_thread_count_alone():
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(threads)
+
+
+def test_notebooks_name_each_declared_exercise_by_its_id_only():
+    """Declared once: a notebook cell carries the exercise id, nothing else; each lab's cells match its declarations."""
+    for lab, module in exercises.LABS.items():
+        for folder in ("solutions", "notebooks"):
+            nb = nbformat.read(ROOT / folder / f"{lab}.ipynb", as_version=4)
+            found = []
+            for cell in nb.cells:
+                meta = cell.metadata.get("labkit", {})
+                if "exercise" in meta:
+                    assert set(meta) == {"exercise"}, (folder, lab, meta)
+                    found.append(meta["exercise"])
+            assert found == [ex.id for ex in module.EXERCISES], (folder, lab, found)
