@@ -64,9 +64,9 @@ def grade_one(notebook: str | Path, out: str | Path, *, student: str | None = No
     return write_result(result, out)
 
 
-def _failed_result(name: str, path: Path, message: str) -> dict:
+def _failed_result(name: str, path: Path, message: str, sandboxed: bool) -> dict:
     return {"student": name, "submission": str(path), "solution": None, "notes": [message], "exercises": [],
-            "total": 0, "max_total": 0, "seconds": 0, "sandboxed": True,
+            "total": 0, "max_total": 0, "seconds": 0, "sandboxed": sandboxed,
             "graded_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
 
 
@@ -100,7 +100,7 @@ def grade(submissions: list[str | Path], out: str | Path, jobs: int = 1, timeout
             failure = "the grader process ran over its time limit"
         target = out / "results" / f"{safe_name(name)}.json"
         if failure and not (target.is_file() and target.stat().st_mtime >= started):
-            write_result(_failed_result(name, path, f"grading failed: {failure}"), out)
+            write_result(_failed_result(name, path, f"grading failed: {failure}", sandboxed), out)
 
     bar = progress(total=len(found), desc="grading", unit="notebook")
     with ThreadPoolExecutor(max_workers=jobs) as pool:
