@@ -31,9 +31,6 @@ from .. import sandbox
 from .outputs import collect, load_results, write_result
 from .submissions import discover, safe_name
 
-GRADE_EXTRA = "pip install 'labkit[grade]'"
-
-
 def require_sandbox(sandboxed: bool) -> None:
     """Refuse, in one line, to grade without a sandbox unless the instructor asked for that."""
     if not sandboxed:
@@ -119,5 +116,5 @@ def add_commands(sub: Any) -> None:
     add(sub)
 
 
-__all__ = ["GRADE_EXTRA", "add_commands", "collect", "discover", "grade", "grade_one", "load_results",
+__all__ = ["add_commands", "collect", "discover", "grade", "grade_one", "load_results",
            "require_sandbox", "write_result"]

@@ -9,9 +9,12 @@ import sys
 from pathlib import Path
 
 
-def _missing_extra() -> str | None:
+def _missing_extra(command: str) -> str | None:
+    """labkit's one-line "needs" message for ``command`` when the grade extra is missing, else None."""
+    from ..__main__ import needs_extra
+
     missing = [m for m in ("nbformat", "nbclient") if importlib.util.find_spec(m) is None]
-    return None if not missing else f"needs: pip install 'labkit[grade]' (missing {', '.join(missing)})"
+    return None if not missing else f"{needs_extra(command, 'grade')} (missing {', '.join(missing)})"
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -49,8 +52,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 def cmd_grade(args: argparse.Namespace) -> int:
     from . import grade
 
-    if (why := _missing_extra()):
-        print(f"labkit grade {why}")
+    if (why := _missing_extra("grade")):
+        print(why)
         return 2
     results = grade(args.submissions, args.out, jobs=args.jobs, timeout=args.timeout,
                     notebook_timeout=args.notebook_timeout, solution=args.solution,
@@ -63,8 +66,8 @@ def cmd_grade(args: argparse.Namespace) -> int:
 def cmd_grade_one(args: argparse.Namespace) -> int:
     from . import grade_one
 
-    if (why := _missing_extra()):
-        print(f"labkit grade-one {why}")
+    if (why := _missing_extra("grade-one")):
+        print(why)
         return 2
     path = grade_one(args.notebook, args.out, student=args.student, cell_timeout=args.timeout,
                      notebook_timeout=args.notebook_timeout, solution=args.solution, kernel_threads=args.threads,

@@ -1,4 +1,4 @@
-"""Grading one submission: every exercise scored in its own sandboxed process, then the feedback run.
+"""Grading one submission: every exercise scored in its own sandboxed process, the feedback run beside them.
 
 How one submission is graded (:func:`grade_notebook`):
 
