@@ -393,3 +393,20 @@ def test_grading_a_class_collects_answers_and_merges_marks(tmp_path):
     assert float(rows["wrote"]["total"]) == exercise_total["wrote"] + 1 and rows["wrote"]["q9"] == "0"
     assert rows["blank"]["q8"] == "0" and rows["blank"]["q6"] == ""
     assert "half" in (out / "feedback" / "wrote.html").read_text()
+
+
+def test_a_reference_answer_split_over_cells_is_shown_whole(tmp_path):
+    """A long answer continues in instructor-only cells; the marking page's reference joins them, in order."""
+    nb = v4.new_notebook(cells=[
+        v4.new_markdown_cell("### Question 5 — ablations"),
+        v4.new_markdown_cell("First part, the size of z.", metadata={"tags": ["solution"], "labkit": {"question": 5}}),
+        v4.new_code_cell("display(claims)", metadata={"tags": ["solution-only"]}),
+        v4.new_markdown_cell("Second part, the widths.", metadata={"tags": ["solution-only"], "labkit": {"question": 5}}),
+    ])
+    nbformat.write(nb, tmp_path / "01_dcgan.ipynb")
+    found = answers.references({"01_dcgan"}, solutions_dir=tmp_path)
+    assert "ablations" in found[5]["question"]
+    answer = found[5]["answer"]
+    assert "First part" in answer and "Second part" in answer and answer.index("First") < answer.index("Second")
+    handout = handouts.make_handout(nb)
+    assert [c.source for c in handout.cells if "Second part" in c.source] == []

@@ -97,11 +97,17 @@ class Leak:
 
 
 def answers(solution: nbformat.NotebookNode) -> dict[object, str]:
-    """question id -> the text of its answer cell(s) in a solution notebook."""
+    """question id -> the text of its answer cell(s) in a solution notebook.
+
+    An answer is its ``solution`` cell plus any continuation cells (tag ``solution-only``, the
+    same question id) that split a long answer into steps; the handout drops those.
+    """
     found: dict[object, str] = {}
     for cell in solution.cells:
-        if cell.cell_type == "markdown" and handouts.SOLUTION_TAG in cell.get("metadata", {}).get("tags", []):
-            question = cell.metadata.get("labkit", {}).get("question")
+        tags = cell.get("metadata", {}).get("tags", [])
+        question = cell.get("metadata", {}).get("labkit", {}).get("question")
+        continuation = handouts.SOLUTION_ONLY_TAG in tags and question is not None
+        if cell.cell_type == "markdown" and (handouts.SOLUTION_TAG in tags or continuation):
             found[question] = (found.get(question, "") + "\n\n" + cell.source).strip()
     return found
 

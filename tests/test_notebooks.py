@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -79,6 +80,34 @@ def test_solution_runs_and_answers_every_question(path, workdir):
     assert list(runs.rglob("*.json")), "metrics and histories are saved into the run folder"
 
 
+def output_texts(nb: nbformat.NotebookNode) -> list[str]:
+    """Every text a code cell showed: streams, and the plain-text and Markdown forms of displays."""
+    texts = []
+    for cell in nb.cells:
+        for out in cell.get("outputs", []) if cell.cell_type == "code" else []:
+            if out.get("output_type") == "stream":
+                texts.append(out.get("text", ""))
+            for kind in ("text/plain", "text/markdown"):
+                if kind in out.get("data", {}):
+                    value = out["data"][kind]
+                    texts.append("".join(value) if isinstance(value, list) else value)
+    return texts
+
+
+@pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: p.stem)
+def test_every_answer_is_checked_on_the_run_even_a_tiny_one(path, workdir):
+    """Each question shows its evidence and its claims, marked; a tiny run says a ✗ may be its budget's."""
+    texts = output_texts(nbformat.read(executed_solution(path, workdir), as_version=4))
+    for q in QUESTIONS.get(path.stem, []):
+        evidence = [t for t in texts if f"Evidence for question {q}" in t]
+        claims = [t for t in texts if re.search(rf"Claims of question {q}\b", t)]
+        assert evidence, f"question {q}: no evidence table in the executed solution"
+        assert claims, f"question {q}: no claims printed in the executed solution"
+        assert all(re.search(r"[✓✗–] ", t) for t in claims), f"question {q}: a claims table without marks"
+        assert any("smaller than the full profile" in t for t in claims), (
+            f"question {q}: the tiny run's claims do not say that a ✗ may be the budget's")
+
+
 @pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: p.stem)
 def test_nbval_reruns_give_the_same_checked_outputs(path, workdir):
     executed = executed_solution(path, workdir)
@@ -103,3 +132,7 @@ def test_handout_runs_end_to_end_on_labkit_reference(path, workdir):
         assert "### BEGIN SOLUTION" not in cell.source and "NotImplementedError" in cell.source
     prompts = {c.metadata.get("labkit", {}).get("question") for c in nb.cells if "answer" in c.metadata.get("tags", [])}
     assert set(QUESTIONS.get(path.stem, [])) <= prompts
+    texts = output_texts(nb)
+    assert not [t for t in texts if "Claims of question" in t], "the handout shows the solution's claims"
+    for q in QUESTIONS.get(path.stem, []):  # the measurements stay: students answer from them
+        assert [t for t in texts if f"Evidence for question {q}" in t], f"question {q}: the handout lost its evidence"

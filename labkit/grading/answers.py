@@ -253,11 +253,15 @@ def references(labs: set[str], solutions_dir: Path = SOLUTIONS_DIR) -> dict[int,
         cells = nbformat.read(path, as_version=4).cells
         for i, cell in enumerate(cells):
             number = question_of(cell)
-            if number is None or number in found:
+            if number is None or cell.cell_type != "markdown":
+                continue
+            answer = render_markdown(cell.source, _images(cell.get("attachments")))
+            if number in found:  # a long answer continues in later cells (instructor-only): one reference
+                found[number]["answer"] += answer
                 continue
             above = cells[i - 1] if i and question_of(cells[i - 1]) is None else None
             found[number] = {"question": render_markdown(above.source) if above and above.cell_type == "markdown"
-                             else "", "answer": render_markdown(cell.source, _images(cell.get("attachments")))}
+                             else "", "answer": answer}
     return found
 
 
