@@ -699,6 +699,37 @@ def _generator_device(G: Any, fallback: torch.device) -> torch.device:
     return params[0].device if params else fallback
 
 
+def _check_truncation(truncation: Any) -> float | None:
+    if truncation is None:
+        return None
+    if isinstance(truncation, bool) or not isinstance(truncation, (int, float)) or not truncation > 0 \
+            or not math.isfinite(truncation):
+        raise ValueError(f"truncation must be None (no truncation) or a positive threshold such as 1.0, got {truncation!r}")
+    return float(truncation)
+
+
+def truncated_noise(n: int, nz: int, truncation: float | None = None,
+                    generator: torch.Generator | None = None) -> torch.Tensor:
+    """``n`` noise vectors of size ``nz`` for the truncation trick (Brock et al., BigGAN, 2019).
+
+    Each coordinate is drawn from N(0, 1) and drawn again, as often as needed, while its size
+    exceeds ``truncation``: z then comes from a normal truncated to [-truncation, truncation].
+    A smaller threshold keeps G near the middle of its latent space, where it has learned the
+    most typical images: samples get cleaner (precision up) and less varied (recall down).
+    ``truncation=None`` is plain N(0, I), what G was trained on. The draws consume
+    ``generator`` in a fixed order, so a seed gives the same z every time.
+    """
+    truncation = _check_truncation(truncation)
+    z = torch.randn(n, nz, generator=generator)
+    if truncation is None:
+        return z
+    outside = z.abs() > truncation
+    while outside.any():  # about 32 % of coordinates at 1.0, 4.6 % at 2.0: a few rounds
+        z[outside] = torch.randn(int(outside.sum()), generator=generator)
+        outside = z.abs() > truncation
+    return z
+
+
 @dataclass
 class _Samples:
     feats: torch.Tensor  # float64 (n, 128)
@@ -708,7 +739,7 @@ class _Samples:
 
 
 def _sample(G: Any, n: int, labels: torch.Tensor | None, seed: int, net: DigitClassifier, dev: torch.device,
-            batch_size: int, desc: str) -> _Samples:
+            batch_size: int, desc: str, truncation: float | None = None) -> _Samples:
     """Generate n images from G in batches (eval mode, no grad, own RNG) and featurise them on the fly."""
     gen = torch.Generator().manual_seed(seed)
     g_dev = _generator_device(G, dev)
@@ -722,7 +753,7 @@ def _sample(G: Any, n: int, labels: torch.Tensor | None, seed: int, net: DigitCl
             for start in range(0, n, batch_size):
                 b = min(batch_size, n - start)
                 t0 = time.perf_counter()
-                z = torch.randn(b, G.nz, generator=gen).to(g_dev)
+                z = truncated_noise(b, G.nz, truncation, gen).to(g_dev)
                 if labels is not None:
                     x = G(z, labels[start:start + b].to(g_dev))
                 else:
@@ -844,15 +875,18 @@ def _check_common(n: int, k: int, batch_size: int, seed: int) -> None:
 
 def evaluate(G: Any, n: int = 10_000, real: torch.Tensor | None = None, seed: int = 0,
              device: str | torch.device = "auto", batch_size: int = 500, k: int = PR_K,
-             root: str | Path | None = None, net: DigitClassifier | None = None) -> dict[str, Any]:
+             root: str | Path | None = None, net: DigitClassifier | None = None,
+             truncation: float | None = None) -> dict[str, Any]:
     """All metrics of generator G on n samples against real images (default: the MNIST test set).
 
     Returns a dict: fid, precision, recall (k-NN, k), density, coverage (k=5), class_min_share,
     class_max_share, classes_covered, label_accuracy (+ label_accuracy_per_class) when G is
     conditional (classes sampled uniformly), n, seconds, timings. Sampling uses its own seeded
     torch.Generator (the global RNG is untouched) with G in eval mode under no_grad.
+    ``truncation``: z from :func:`truncated_noise` at that threshold (None: plain N(0, I)).
     """
     _check_generator(G)
+    truncation = _check_truncation(truncation)
     if not isinstance(k, int) or isinstance(k, bool) or k < 1:
         raise ValueError(f"k must be an int >= 1, got {k!r}")
     _check_common(n, k, batch_size, seed)
@@ -869,7 +903,7 @@ def evaluate(G: Any, n: int = 10_000, real: torch.Tensor | None = None, seed: in
     labels = None
     if G.n_classes:
         labels = _balanced_labels(n, G.n_classes, torch.Generator().manual_seed(seed + 1))
-    samples = _sample(G, n, labels, seed, net, dev, batch_size, "evaluate")
+    samples = _sample(G, n, labels, seed, net, dev, batch_size, "evaluate", truncation)
     timings.update({"generation": samples.gen_seconds, "features": samples.feat_seconds})
     result = _scores(ref, samples.feats, samples.predicted, k, batch_size, timings)
     if labels is not None:
@@ -877,9 +911,29 @@ def evaluate(G: Any, n: int = 10_000, real: torch.Tensor | None = None, seed: in
         result["label_accuracy"] = scores["overall"]
         result["label_accuracy_per_class"] = scores["per_class"]
     result["n"] = n
+    result["truncation"] = truncation
     result["seconds"] = time.perf_counter() - start
     result["timings"] = timings
     return result
+
+
+TRUNCATIONS = (None, 2.0, 1.5, 1.0, 0.7, 0.5, 0.3)  # thresholds of a truncation sweep: none, then tighter
+
+
+def truncation_sweep(G: Any, truncations: Sequence[float | None] = TRUNCATIONS, n: int = 2000, seed: int = 0,
+                     device: str | torch.device = "auto", root: str | Path | None = None,
+                     net: DigitClassifier | None = None) -> list[dict[str, Any]]:
+    """:func:`evaluate` at each truncation threshold: the precision-recall trade-off of one trained G.
+
+    Returns one dict of metrics per threshold, in the order given, each with its ``truncation``.
+    The same ``seed`` is used at every threshold, so the rows differ by the truncation alone.
+    """
+    truncations = list(truncations)
+    if not truncations:
+        raise ValueError("truncations must hold at least one threshold (None: no truncation)")
+    for t in truncations:
+        _check_truncation(t)
+    return [evaluate(G, n=n, seed=seed, device=device, root=root, net=net, truncation=t) for t in truncations]
 
 
 def real_floor(root: str | Path | None = None, n: int = 10_000, seed: int = 0, k: int = PR_K,
@@ -927,6 +981,7 @@ def real_floor(root: str | Path | None = None, n: int = 10_000, seed: int = 0, k
     result["label_accuracy"] = scores["overall"]
     result["label_accuracy_per_class"] = scores["per_class"]
     result["n"] = n
+    result["truncation"] = truncation
     result["seconds"] = time.perf_counter() - start
     result["timings"] = timings
 

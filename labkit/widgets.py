@@ -6,6 +6,8 @@ Three questions the labs ask of a generator, each answered by one function:
 - :func:`class_explorer` — does a conditional G draw the digit it is asked for,
   and does z keep the style while the label changes the digit?
 - :func:`latent_walk` — is the latent space smooth between two points?
+- :func:`truncation_explorer` — what does the truncation trick trade: how much
+  variety for how much cleaner samples?
 
 In a live notebook (``labkit.frontend.widget_mode()`` is ``"widget"``) each
 returns an ipywidgets container: a slider above an Output area that is redrawn
@@ -38,6 +40,7 @@ from matplotlib.patches import Rectangle
 from torch import nn
 
 from . import frontend, plots
+from .metrics import truncated_noise
 from .device import resolve_device
 from .train import History, Run
 
@@ -420,4 +423,95 @@ def latent_walk(G: nn.Module, steps: int = 10, label: int | None = None, seed: i
         if c is not None:
             _row_label(ax, str(c))
     axes[0, 0].set_title(f"{title}: t = 0 left, 1 right")
+    return _finish(fig, explorer)
+
+
+# --------------------------------------------------------------------------- truncation explorer
+
+
+def _truncation_label(t: float | None) -> str:
+    return "none" if t is None else f"{t:g}"
+
+
+def _check_sweep(sweep) -> list[dict]:
+    if not isinstance(sweep, (list, tuple)) or not sweep:
+        raise ValueError("sweep must be the non-empty list metrics.truncation_sweep returns")
+    for row in sweep:
+        if not isinstance(row, dict) or not {"truncation", "precision", "recall"} <= set(row):
+            raise ValueError("every row of sweep must be a dict with 'truncation', 'precision' and 'recall' "
+                             "(what metrics.truncation_sweep returns)")
+    labels = [_truncation_label(row["truncation"]) for row in sweep]
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"sweep must hold each truncation once, got {labels}")
+    return list(sweep)
+
+
+def _draw_trade_off(ax, sweep: list[dict], current: int | None, floor: dict | None) -> None:
+    recall = [row["recall"] for row in sweep]
+    precision = [row["precision"] for row in sweep]
+    ax.plot(recall, precision, "-o", color="tab:blue", ms=4, label="G at each truncation")
+    for row, r, p in zip(sweep, recall, precision):
+        ax.annotate(_truncation_label(row["truncation"]), (r, p), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    if current is not None:
+        ax.plot([recall[current]], [precision[current]], "o", ms=11, mfc="none", mec="tab:red", mew=2,
+                label=f"shown: truncation {_truncation_label(sweep[current]['truncation'])}")
+    if floor and "precision" in floor and "recall" in floor:
+        ax.plot([floor["recall"]], [floor["precision"]], "*", ms=12, color="0.3", label="real digits (floor)")
+    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="recall (variety)", ylabel="precision (quality)",
+           title="precision against recall, one point per truncation")
+    ax.legend(fontsize=8, loc="lower left")
+
+
+def truncation_explorer(G: nn.Module, sweep, n: int = 36, seed: int = 0, floor: dict | None = None, device=None,
+                        force: str | None = None):
+    """Samples of an unconditional G under the truncation trick, beside the precision-recall trade-off.
+
+    ``sweep`` is what :func:`labkit.metrics.truncation_sweep` returned for G (its thresholds are
+    the slider's stops); ``n`` samples are drawn from the same seed at every threshold, so the
+    images change by the truncation alone; ``floor`` (the real floor's metrics) marks where real
+    digits sit. Widget: a slider over the thresholds, the samples at the shown one, and the
+    trade-off curve with that point circled. Static: a row of samples per threshold, and the curve.
+    """
+    _check_generator(G)
+    if _n_classes(G):
+        raise ValueError("G must be unconditional for truncation_explorer (G.n_classes == 0)")
+    sweep = _check_sweep(sweep)
+    n = _positive_int("n", n)
+    seed = _check_seed(seed)
+    mode = _mode(force)
+    images = [_generate(G, truncated_noise(n, G.nz, row["truncation"], torch.Generator().manual_seed(seed)), None,
+                        device) for row in sweep]
+
+    def caption(i: int) -> str:
+        row = sweep[i]
+        return (f"truncation {_truncation_label(row['truncation'])}: precision {row['precision']:.2f}, "
+                f"recall {row['recall']:.2f}")
+
+    explorer = None
+    if mode != "static":
+        def draw(i: int):
+            fig, (ax_s, ax_c) = plt.subplots(1, 2, figsize=(10, 4.2), gridspec_kw={"width_ratios": [1, 1.2]})
+            plots.sample_grid(images[i], ax=ax_s, title=caption(i))
+            _draw_trade_off(ax_c, sweep, i, floor)
+            fig.tight_layout()
+            return fig, images[i]
+
+        slider = ipywidgets.SelectionSlider(options=[(_truncation_label(row["truncation"]), i)
+                                                     for i, row in enumerate(sweep)],
+                                            value=0, description="truncation", continuous_update=False)
+        explorer = Explorer([slider], draw)
+        if mode == "widget":
+            return _present(explorer)
+
+    rows = len(sweep)
+    fig = plt.figure(figsize=(max(8.0, 0.45 * n + 5.5), max(4.0, 0.75 * rows + 0.8)))
+    grid = fig.add_gridspec(rows, 2, width_ratios=[max(2.0, 0.45 * n / 4), 1.3])
+    for i in range(rows):
+        ax = fig.add_subplot(grid[i, 0])
+        plots.sample_grid(images[i][: min(n, 16)], nrow=min(n, 16), ax=ax)
+        _row_label(ax, _truncation_label(sweep[i]["truncation"]))
+        if i == 0:
+            ax.set_title("the same z at every truncation (rows)")
+    _draw_trade_off(fig.add_subplot(grid[:, 1]), sweep, None, floor)
+    fig.tight_layout()
     return _finish(fig, explorer)

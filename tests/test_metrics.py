@@ -423,7 +423,7 @@ def test_evaluate_dcgan_is_seeded_and_leaves_state_alone(mnist_root, net):
     b = metrics.evaluate(G, n=300, root=mnist_root, device="cpu", batch_size=128)
     assert torch.equal(torch.get_rng_state(), rng_state) and G.training
     keys = {"fid", "precision", "recall", "density", "coverage", "class_min_share", "class_max_share",
-            "classes_covered", "label_accuracy", "label_accuracy_per_class", "n", "seconds", "timings"}
+            "classes_covered", "label_accuracy", "label_accuracy_per_class", "n", "truncation", "seconds", "timings"}
     assert set(a) == keys
     assert {k: a[k] for k in keys - {"seconds", "timings"}} == {k: b[k] for k in keys - {"seconds", "timings"}}
     assert a["fid"] > 20 and a["n"] == 300  # an untrained G is nowhere near the floor
@@ -566,3 +566,50 @@ def test_memorisation_without_mnist():
         np.testing.assert_allclose(d, brute_nearest(samples, train), atol=1e-6)
     one = metrics.nearest_train_distance(samples, train[:1])
     np.testing.assert_allclose(one, (samples - train[:1]).flatten(1).double().norm(dim=1).numpy(), atol=1e-6)
+
+
+# --------------------------------------------------------------------------- the truncation trick
+
+
+def test_truncated_noise_stays_inside_the_threshold_with_a_truncated_normals_spread():
+    z = metrics.truncated_noise(20_000, 10, 1.0, torch.Generator().manual_seed(0))
+    assert z.shape == (20_000, 10) and z.abs().max() <= 1.0
+    # the variance of N(0, 1) truncated to [-1, 1] is 1 - 2 phi(1) / (2 Phi(1) - 1) = 0.2911
+    assert float(z.var()) == pytest.approx(0.2911, abs=0.005)
+    again = metrics.truncated_noise(20_000, 10, 1.0, torch.Generator().manual_seed(0))
+    assert torch.equal(z, again)
+    plain = metrics.truncated_noise(5, 3, None, torch.Generator().manual_seed(1))
+    assert torch.equal(plain, torch.randn(5, 3, generator=torch.Generator().manual_seed(1)))
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, float("nan"), float("inf"), True, "1.0"])
+def test_a_bad_truncation_is_refused_by_name(bad):
+    with pytest.raises(ValueError, match="truncation must be None"):
+        metrics.truncated_noise(4, 2, bad)
+    with pytest.raises(ValueError, match="truncation must be None"):
+        metrics.truncation_sweep(BankGenerator(torch.zeros(4, 1, 32, 32)), [None, bad])
+
+
+class NoisyDigits(nn.Module):
+    """Real digits spoiled by noise whose strength is |z[1]|: truncating z cleans them."""
+
+    def __init__(self, images: torch.Tensor):
+        super().__init__()
+        self.nz, self.n_classes, self.images = 8, 0, images
+        self.pattern = torch.rand(1, 1, 32, 32, generator=torch.Generator().manual_seed(3)) * 2 - 1
+
+    def forward(self, z):
+        index = ((z[:, 0] * 1e4).long() % len(self.images)).abs()
+        strength = z[:, 1].abs().view(-1, 1, 1, 1)
+        return (self.images[index] + 0.9 * strength * self.pattern).clamp(-1, 1)
+
+
+def test_truncation_sweep_trades_variety_for_cleaner_samples(mnist_root, mnist_train, net):
+    G = NoisyDigits(mnist_train[0][:4000])
+    rows = metrics.truncation_sweep(G, [None, 0.3], n=1000, root=mnist_root, device="cpu", net=net)
+    assert [row["truncation"] for row in rows] == [None, 0.3]
+    assert rows[1]["precision"] > rows[0]["precision"] + 0.05 and rows[1]["fid"] < rows[0]["fid"]
+    alone = metrics.evaluate(G, n=1000, root=mnist_root, device="cpu", net=net, truncation=0.3)
+    assert alone["precision"] == rows[1]["precision"]  # a sweep row is evaluate at that threshold
+    with pytest.raises(ValueError, match="at least one"):
+        metrics.truncation_sweep(G, [])

@@ -12,7 +12,7 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
-from labkit import frontend, models, train, widgets
+from labkit import frontend, metrics, models, train, widgets
 from labkit.train import History, TrainConfig
 
 
@@ -289,3 +289,52 @@ def test_in_a_kernel_each_call_displays_exactly_once(monkeypatch):
              for cell in nb.cells[1:]]
     assert kinds == [[("display_data", True, False)], [("display_data", True, False)],
                      [("execute_result", True, False)], [("display_data", False, True)]]
+
+
+# --------------------------------------------------------------------------- truncation explorer
+
+SWEEP = [{"truncation": None, "precision": 0.4, "recall": 0.8}, {"truncation": 1.0, "precision": 0.6, "recall": 0.6},
+         {"truncation": 0.5, "precision": 0.75, "recall": 0.3}]
+
+
+def test_truncation_explorer_static_rows_and_the_trade_off_curve(plain_G):
+    fig = widgets.truncation_explorer(plain_G, SWEEP, n=8, floor={"precision": 0.84, "recall": 0.85}, force="static")
+    assert isinstance(fig, Figure)
+    assert _count(fig) == (4, 3)  # a row of samples per threshold, plus the curve
+    curve = fig.axes[-1]
+    assert curve.get_xlabel().startswith("recall") and curve.get_ylabel().startswith("precision")
+    assert {t.get_text() for t in curve.texts} == {"none", "1", "0.5"}
+
+
+def test_truncation_explorer_widget_shows_the_chosen_threshold(plain_G):
+    plain_G.train()
+    explorer = widgets.truncation_explorer(plain_G, SWEEP, n=9, seed=4, force="widget")
+    assert plain_G.training
+    slider = explorer.slider
+    assert isinstance(slider, ipywidgets.SelectionSlider) and [label for label, _ in slider.options] == ["none", "1", "0.5"]
+    _check_slider(slider, "truncation")
+    png = _png(explorer)
+    slider.value = 2
+    assert explorer.renders == 2 and _png(explorer) != png
+    z = metrics.truncated_noise(9, 8, 0.5, torch.Generator().manual_seed(4))
+    assert z.abs().max() <= 0.5
+    plain_G.eval()
+    with torch.no_grad():
+        expected = plain_G(z).clamp(-1, 1)
+    plain_G.train()
+    torch.testing.assert_close(explorer.images, expected)
+
+
+@pytest.mark.parametrize("sweep, match", [
+    ([], "non-empty list"),
+    ([{"truncation": None, "precision": 0.5}], "'truncation', 'precision' and 'recall'"),
+    ([SWEEP[0], SWEEP[0]], "each truncation once"),
+])
+def test_truncation_explorer_rejects_a_bad_sweep(plain_G, sweep, match):
+    with pytest.raises(ValueError, match=match):
+        widgets.truncation_explorer(plain_G, sweep, force="static")
+
+
+def test_truncation_explorer_needs_an_unconditional_G(cond_G):
+    with pytest.raises(ValueError, match="unconditional"):
+        widgets.truncation_explorer(cond_G, SWEEP, force="static")
