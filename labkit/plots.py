@@ -149,3 +149,51 @@ def save(fig_or_ax, path: str | Path, dpi: int = 110) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=dpi, bbox_inches="tight")
     return path
+
+
+class LiveSamples:
+    """G's samples shown while they form: pass it as ``watch`` to ``train.fit`` / ``fit_or_load``.
+
+    In a notebook it shows one image of the fixed-noise samples, with the step and the
+    seconds of training, and replaces it in place at every call: a student watches blobs
+    turn into digits during the first epoch instead of waiting for the epoch's end. Outside
+    a notebook kernel nothing is displayed. ``updates`` counts the calls and ``images``
+    keeps the last images, for tests and for a look after training.
+    """
+
+    def __init__(self, n: int = 64, nrow: int = 8, scale: int = 3, title: str = "samples while G trains"):
+        for name, value in (("n", n), ("nrow", nrow), ("scale", scale)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        self.n, self.nrow, self.scale, self.title = n, nrow, scale, title
+        self.updates = 0
+        self.images: torch.Tensor | None = None
+        self._handle = None
+
+    def png(self, images: torch.Tensor) -> bytes:
+        """The samples as one grey-scale PNG, each pixel ``scale`` pixels wide."""
+        import io
+
+        grid = image_grid(images[: self.n], self.nrow)
+        grid = grid[..., 0] if grid.shape[-1] == 1 else grid
+        grid = np.kron(grid, np.ones((self.scale, self.scale) + (() if grid.ndim == 2 else (1,))))
+        buffer = io.BytesIO()
+        plt.imsave(buffer, grid, cmap="gray", vmin=0, vmax=1, format="png")
+        return buffer.getvalue()
+
+    def __call__(self, step: int, seconds: float, images: torch.Tensor) -> None:
+        from . import frontend
+
+        self.updates += 1
+        self.images = images[: self.n]
+        if not frontend.in_kernel():
+            return
+        from IPython.display import HTML, Image, display
+
+        caption = HTML(f"<b>{self.title}</b>: step {step:,}, {seconds:.0f} s of training")
+        content = (caption, Image(data=self.png(images), format="png"))
+        if self._handle is None:
+            self._handle = [display(item, display_id=True) for item in content]
+        else:
+            for handle, item in zip(self._handle, content):
+                handle.update(item)

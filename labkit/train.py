@@ -23,6 +23,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -436,8 +437,16 @@ def choose_fast_path(G: nn.Module, D: nn.Module, images: torch.Tensor, labels: t
 # --------------------------------------------------------------------------- fit
 
 
+def _check_watch(watch: Any, watch_every: Any) -> None:
+    if watch is not None and not callable(watch):
+        raise ValueError(f"watch must be None or a callable watch(step, seconds, images), got {type(watch).__name__}")
+    if isinstance(watch_every, bool) or not isinstance(watch_every, int) or watch_every < 1:
+        raise ValueError(f"watch_every must be a positive number of steps, got {watch_every!r}")
+
+
 def fit(G: nn.Module, D: nn.Module, data, config: TrainConfig | None = None, run_dir: str | Path | None = None,
-        resume: bool = False, **overrides: Any) -> History:
+        resume: bool = False, watch: Callable[[int, float, torch.Tensor], None] | None = None,
+        watch_every: int = 50, **overrides: Any) -> History:
     """Train ``G`` against ``D`` on ``data`` (a dataset, or an ``(images, labels)`` pair of tensors).
 
     ``config`` defaults to :class:`TrainConfig`; keyword arguments override its
@@ -445,7 +454,14 @@ def fit(G: nn.Module, D: nn.Module, data, config: TrainConfig | None = None, run
     checkpoint is written after every epoch; ``resume=True`` continues the run
     found there. An existing run is never overwritten: without ``resume`` a
     run folder that already holds a checkpoint raises ``FileExistsError``.
+
+    ``watch(step, seconds, images)`` is called every ``watch_every`` steps (and after
+    the last) with the step count, the seconds of training so far and G's images for
+    the fixed noise of ``History.samples``: samples seen while they form (e.g.
+    :class:`labkit.plots.LiveSamples`). Watching changes nothing in the run, and its
+    time is not counted as training time.
     """
+    _check_watch(watch, watch_every)
     config = (config or TrainConfig()).replace(**overrides) if overrides else (config or TrainConfig())
     device = resolve_device(config.device)
     run_path = Path(run_dir) if run_dir is not None else None
@@ -514,10 +530,12 @@ def fit(G: nn.Module, D: nn.Module, data, config: TrainConfig | None = None, run
         history.samples.append(_snapshot(G, fixed_z, fixed_labels, device))
 
     n = images.shape[0]
+    trained_seconds = sum(history.epoch_seconds)
     for epoch in range(start_epoch, config.epochs):
         perm = torch.randperm(n, generator=gen).to(device)
         stats: list[torch.Tensor] = []
         t0 = time.perf_counter()
+        watched = 0.0  # seconds spent in watch, left out of the epoch's training time
         bar = progress(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{config.epochs}", unit="step")
         for step in range(steps_per_epoch):
             for k in range(config.n_critic):
@@ -531,8 +549,14 @@ def fit(G: nn.Module, D: nn.Module, data, config: TrainConfig | None = None, run
                 bar.set_postfix(d_loss=float(d_loss), g_loss=float(g_loss), d_x=float(d_real), d_gz=float(d_fake))
                 if not (math.isfinite(float(d_loss)) and math.isfinite(float(g_loss))):
                     break
+            done = len(history.d_loss) + len(stats)
+            if watch is not None and (done % watch_every == 0 or (epoch + 1 == config.epochs and step + 1 == steps_per_epoch)):
+                w0 = time.perf_counter()
+                watch(done, trained_seconds + w0 - t0 - watched, _snapshot(G, fixed_z, fixed_labels, device))
+                watched += time.perf_counter() - w0
         bar.close()
-        seconds = time.perf_counter() - t0
+        seconds = time.perf_counter() - t0 - watched
+        trained_seconds += seconds
         columns = torch.stack(stats).double().cpu().T.tolist()
         values = dict(zip(History.STEP_FIELDS, columns))
         _check_finite(values, history, epoch + 1)
@@ -592,13 +616,16 @@ def load_run(run_dir: str | Path, device: str = "auto") -> Run:
 
 
 def fit_or_load(config: TrainConfig | None = None, runs_root: str | Path = "runs", name: str | None = None,
-                data=None, data_root: str | None = None, **overrides: Any) -> Run:
+                data=None, data_root: str | None = None, watch: Callable[[int, float, torch.Tensor], None] | None = None,
+                watch_every: int = 50, **overrides: Any) -> Run:
     """Return a trained run for ``config``: loaded when ``runs_root`` already has it, trained otherwise.
 
     The run lives in ``runs_root/<name>-<hash of config>``; a finished run there
     is loaded without training, an unfinished one (a kill, a closed laptop) is
     resumed. ``data`` defaults to the config's dataset with ``n_train`` images.
+    ``watch`` and ``watch_every`` go to :func:`fit` when it trains.
     """
+    _check_watch(watch, watch_every)
     config = (config or TrainConfig()).replace(**overrides) if overrides else (config or TrainConfig())
     folder = run_folder(runs_root, name or config.model, config)
     if (folder / CHECKPOINT).exists():
@@ -616,7 +643,7 @@ def fit_or_load(config: TrainConfig | None = None, runs_root: str | Path = "runs
     resume = (folder / CHECKPOINT).exists()
     if resume:
         print(f"resuming unfinished run {folder}")
-    history = fit(G, D, data, config, run_dir=folder, resume=resume)
+    history = fit(G, D, data, config, run_dir=folder, resume=resume, watch=watch, watch_every=watch_every)
     G.eval()
     D.eval()
     return Run(G, D, history, config, folder)

@@ -168,3 +168,44 @@ def test_snapshot_leaves_batchnorm_statistics_alone():
     images = train._snapshot(G, torch.randn(8, config.nz), None, torch.device("cpu"))
     assert images.std() > 0.05  # an untrained G draws noise, not flat grey
     assert all(torch.equal(before[k], v) for k, v in G.state_dict().items())
+
+
+def test_watching_sees_samples_form_and_changes_nothing(tmp_path):
+    """watch is called every watch_every steps and after the last, with G's fixed-noise images; the run is identical."""
+    config = TrainConfig(**{**TINY, "epochs": 2})  # 64 images / 16 = 4 steps per epoch, 8 in all
+    seen = []
+    G, _, watched = run(config, watch=lambda step, seconds, images: seen.append((step, seconds, images.clone())),
+                        watch_every=3)
+    _, _, plain = run(config)
+    assert [s for s, _, _ in seen] == [3, 6, 8]
+    assert watched.d_loss == plain.d_loss and watched.g_loss == plain.g_loss
+    seconds = [t for _, t, _ in seen]
+    assert seconds == sorted(seconds) and 0 < seconds[-1] <= watched.wall_time + 1e-6
+    assert seen[-1][2].shape == (config.n_samples, 1, 32, 32)
+    torch.testing.assert_close(seen[-1][2], watched.samples[-1])  # the last watch shows the final samples
+
+
+@pytest.mark.parametrize("kwargs, match", [({"watch": "plot"}, "watch must be None or a callable"),
+                                           ({"watch": print, "watch_every": 0}, "watch_every must be a positive")])
+def test_a_bad_watch_is_refused_before_training(tmp_path, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        train.fit_or_load(TrainConfig(**TINY), runs_root=tmp_path, data=tiny_data(), **kwargs)
+    assert not list(tmp_path.iterdir())
+
+
+def test_live_samples_keeps_the_last_images_and_draws_a_png():
+    from labkit import plots
+
+    live = plots.LiveSamples(n=4, nrow=2, scale=2)
+    images = torch.linspace(-1, 1, 4 * 32 * 32).view(4, 1, 32, 32)
+    live(10, 1.5, images)
+    assert live.updates == 1 and torch.equal(live.images, images)
+    png = live.png(images)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    import io
+
+    import matplotlib.pyplot as plt
+
+    assert plt.imread(io.BytesIO(png)).shape[:2] == (2 * (2 * 34 + 2), 2 * (2 * 34 + 2))
+    with pytest.raises(ValueError, match="nrow must be a positive integer"):
+        plots.LiveSamples(nrow=0)
