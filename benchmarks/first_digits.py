@@ -1,0 +1,92 @@
+"""How long until a student's first run draws digits: the default DCGAN, watched while it trains.
+
+The clock starts when this script starts (as a student's starts when they press run: Python,
+torch, MNIST and the models all load inside it). Every ``--probe-every`` steps the run's
+``watch`` hook hands over G's images for 1,000 fixed noise vectors, and the digit classifier
+reads them. The run counts as drawing digits once
+
+- all ten classes hold at least 5 % of the samples (the classifier's reading), and
+- at least ``--readable`` of the samples are read with confidence >= 0.9 (a blob that the
+  classifier calls a 3 at 40 % is not a readable 3).
+
+Prints one line per probe and the two times (seconds of training, and seconds since the
+script started), the host's CPU kind (with or without native bf16), so a result says where it
+was measured. Probing is not counted as training time, but it is part of the wall time.
+
+    python benchmarks/first_digits.py [--batch-size 128] [--budget 600] [--probe-every 25]
+"""
+
+from __future__ import annotations
+
+import time
+
+START = time.perf_counter()  # before torch is imported: the student's clock
+
+import argparse  # noqa: E402
+
+import torch  # noqa: E402
+
+from labkit import data, fastpath, metrics, train  # noqa: E402
+from labkit.train import TrainConfig  # noqa: E402
+
+CONFIDENT = 0.9
+
+
+class Reached(Exception):
+    """Raised from the watch hook to end training once the criterion holds."""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch-size", type=int, default=128, help="the lab's default is 128")
+    parser.add_argument("--budget", type=float, default=600.0, help="give up after this many seconds of training")
+    parser.add_argument("--probe-every", type=int, default=25, help="steps between two probes")
+    parser.add_argument("--readable", type=float, default=0.6, help="share of samples read with confidence >= 0.9")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="auto")
+    args = parser.parse_args()
+
+    config = TrainConfig(batch_size=args.batch_size, seed=args.seed, device=args.device, n_samples=1000,
+                         epochs=max(1, int(args.budget // 30)))  # far more epochs than the budget allows
+    images, labels = data.as_tensors(data.mnist(train=True))
+    G, D = train.build_models(config)
+    net = metrics.load_feature_net(config.device)
+    device = next(net.parameters()).device
+    probes: list[dict] = []
+
+    def probe(step: int, seconds: float, samples: torch.Tensor) -> None:
+        with torch.no_grad():
+            probs = torch.softmax(net(samples.to(device)), dim=1).cpu()
+        confidence, digit = probs.max(dim=1)
+        shares = torch.bincount(digit, minlength=10).double() / len(digit)
+        row = {"step": step, "train_s": seconds, "wall_s": time.perf_counter() - START,
+               "classes": int((shares >= metrics.COVERED_SHARE).sum()), "min_share": float(shares.min()),
+               "readable": float((confidence >= CONFIDENT).double().mean())}
+        probes.append(row)
+        print(f"step {step:5d}  training {seconds:6.1f} s  wall {row['wall_s']:6.1f} s  "
+              f"classes >= 5 %: {row['classes']:2d}  smallest share {row['min_share']:.3f}  "
+              f"readable {row['readable']:.2f}", flush=True)
+        if row["classes"] == 10 and row["readable"] >= args.readable:
+            raise Reached
+        if seconds > args.budget:
+            raise TimeoutError
+
+    print(f"host: {fastpath.host_description()}; batch {config.batch_size}")
+    outcome = "reached"
+    try:
+        history = train.fit(G, D, (images, labels), config, watch=probe, watch_every=args.probe_every)
+        outcome = f"not reached in {history.epochs} epochs"
+    except Reached:
+        pass
+    except TimeoutError:
+        outcome = f"not reached within {args.budget:.0f} s of training"
+    last = probes[-1] if probes else None
+    if outcome == "reached" and last:
+        print(f"\ndigits of all ten classes (>= 5 % each, {args.readable:.0%} read with confidence >= {CONFIDENT}) "
+              f"after {last['step']} steps: {last['train_s']:.0f} s of training, {last['wall_s']:.0f} s since start")
+    else:
+        print(f"\n{outcome}")
+
+
+if __name__ == "__main__":
+    main()
