@@ -18,6 +18,13 @@ Two measurements the notebook reads beside the table: :func:`score_images` score
 images exactly as ``metrics.evaluate`` scores a generator (the known failures of section 2),
 and :func:`class_shares` / :func:`run_figure` show a run's class histogram over training
 (mode collapse as a measurement) next to D's outputs and G's gradient norm.
+
+Memorisation, which none of the feature-space metrics sees (a copy of the training set
+scores at their floor): :class:`MemorisationReference` holds the training images and the
+test images' nearest-training distances, and :func:`run_memorisation` gives each run's
+``memo_ratio`` and ``near_copy_share`` (as ``metrics.memorisation`` defines them) on
+:data:`MEMO_SAMPLES` samples, cached in the run folder; :func:`make_row` takes them as
+``memorisation=``.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ import csv
 import json
 import math
 import os
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -66,8 +74,18 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("coverage", "coverage", "{:.3f}"),
     ("classes_covered", "classes >= 5 %", "{:d}"),
     ("class_max_share", "largest class", "{:.3f}"),
+    ("memo_ratio", "memorisation ratio", "{:.2f}"),
+    ("near_copy_share", "near copies", "{:.3f}"),
 )
-FIELDS = ("key", "model", "epochs", "images", "wall_time", "images_per_second", *METRIC_KEYS, "n_eval", "run_dir")
+#: What a row keeps of a memorisation result (see :func:`memorisation_scores`).
+MEMO_KEYS = ("memo_ratio", "near_copy_share", "memo_n")
+FIELDS = ("key", "model", "epochs", "images", "wall_time", "images_per_second", *METRIC_KEYS, *MEMO_KEYS, "n_eval",
+          "run_dir")
+#: Samples per model behind the memorisation columns. Every sample is compared with every training
+#: image (exactly, in pixel space): 10,000 samples against MNIST's 60,000 training images took 24 to
+#: 46 s on a 2-core CPU shared with another job (samples far from every digit cost the most), so six
+#: models would add minutes; 2,000 take a fifth of that, and a median of 2,000 distances is steady.
+MEMO_SAMPLES = 2_000
 TARGET_MODELS = ("gan-tuned", "wgan-gp")  # the rows that must beat every reference precision and recall
 FID_ORDER = ("wgan-gp", "gan-tuned", "wgan")  # lowest FID first
 
@@ -80,11 +98,13 @@ def _number(value: Any) -> bool:
 
 
 def make_row(key: str, model: str, run: Any = None, scores: Mapping[str, Any] | None = None, *,
-             history: Any = None, run_dir: str | os.PathLike | None = None) -> dict[str, Any]:
+             history: Any = None, run_dir: str | os.PathLike | None = None,
+             memorisation: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """One row of the table from a trained run (``train.Run``) and its ``metrics.evaluate`` result.
 
-    ``history`` (a ``train.History``) can be given instead of ``run``. Fields a run did not
-    measure (label accuracy of an unconditional G, metrics of an unevaluated run) are None.
+    ``history`` (a ``train.History``) can be given instead of ``run``; ``memorisation`` is the
+    run's :func:`run_memorisation` result. Fields a run did not measure (label accuracy of an
+    unconditional G, metrics of an unevaluated run) are None.
     """
     if not isinstance(key, str) or not key:
         raise ValueError(f"key must be a non-empty string (e.g. 'wgan-gp'), got {key!r}")
@@ -96,6 +116,9 @@ def make_row(key: str, model: str, run: Any = None, scores: Mapping[str, Any] | 
         raise ValueError("make_row needs the run (train.Run) or its history (train.History)")
     if scores is not None and not isinstance(scores, Mapping):
         raise ValueError(f"scores must be the dict returned by metrics.evaluate (or None), got {type(scores).__name__}")
+    if memorisation is not None and not isinstance(memorisation, Mapping):
+        raise ValueError(f"memorisation must be the dict returned by run_memorisation (or None), "
+                         f"got {type(memorisation).__name__}")
     folder = run_dir if run_dir is not None else getattr(run, "run_dir", None)
     row: dict[str, Any] = {
         "key": key,
@@ -107,6 +130,9 @@ def make_row(key: str, model: str, run: Any = None, scores: Mapping[str, Any] | 
     }
     for name in METRIC_KEYS:
         value = scores.get(name) if scores is not None else None
+        row[name] = value if _number(value) else None
+    for name in MEMO_KEYS:
+        value = memorisation.get(name) if memorisation is not None else None
         row[name] = value if _number(value) else None
     row["n_eval"] = scores.get("n") if scores is not None else None
     row["run_dir"] = str(folder) if folder is not None else ""
@@ -425,3 +451,108 @@ def run_figure(run: Any, title: str, shares: np.ndarray | None = None, net: Any 
                                title="norm of G's gradient")
     fig.tight_layout()
     return fig
+
+
+# --------------------------------------------------------------------------- memorisation
+
+
+def sample_images(G: Any, n: int, seed: int = 0, batch_size: int = 500) -> torch.Tensor:
+    """n images (n, 1, 32, 32) from G on the CPU, drawn as ``metrics.evaluate`` draws them.
+
+    The same noise for the same seed (its own ``torch.Generator``, the global RNG untouched);
+    a conditional G gets each class equally often; G in eval mode under no_grad.
+    """
+    from . import metrics
+
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be an int >= 1 (images to draw), got {n!r}")
+    metrics._check_generator(G)
+    gen = torch.Generator().manual_seed(seed)
+    labels = metrics._balanced_labels(n, G.n_classes, torch.Generator().manual_seed(seed + 1)) if G.n_classes else None
+    dev = metrics._generator_device(G, torch.device("cpu"))
+    was_training = getattr(G, "training", False)
+    G.eval()
+    out = []
+    try:
+        with torch.no_grad():
+            for start in range(0, n, batch_size):
+                z = torch.randn(min(batch_size, n - start), G.nz, generator=gen).to(dev)
+                x = G(z, labels[start:start + len(z)].to(dev)) if labels is not None else G(z)
+                out.append(x.float().cpu())
+    finally:
+        G.train(was_training)
+    return torch.cat(out)
+
+
+class MemorisationReference:
+    """The training images and the test images' distances to them: what each sample set is read against.
+
+    ``metrics.memorisation`` computes the test set's distances on every call; a results table
+    scores several models against the same sets, so they are computed once here (lazily: a
+    table whose runs are all cached never needs them).
+    """
+
+    def __init__(self, train: torch.Tensor, test: torch.Tensor, device: str | torch.device = "cpu"):
+        for name, images in (("train", train), ("test", test)):
+            if not isinstance(images, torch.Tensor) or images.ndim != 4 or tuple(images.shape[1:]) != (1, 32, 32):
+                raise ValueError(f"{name} must be a tensor (N, 1, 32, 32) in [-1, 1], got "
+                                 f"{tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__}")
+        self.train, self.test, self.device = train, test, device
+        self._test_distances: np.ndarray | None = None
+
+    @property
+    def test_distances(self) -> np.ndarray:
+        if self._test_distances is None:
+            from . import metrics
+
+            self._test_distances = metrics.nearest_train_distance(self.test, self.train, device=self.device)
+        return self._test_distances
+
+    def key(self) -> str:
+        """Names the two sets in a cache file: their sizes (a subset of MNIST is another reference)."""
+        return f"train{len(self.train)}-test{len(self.test)}"
+
+
+def memorisation_scores(samples: torch.Tensor, reference: MemorisationReference) -> dict[str, Any]:
+    """``metrics.memorisation``'s numbers for ``samples`` against a :class:`MemorisationReference`.
+
+    ``memo_ratio``: the samples' median distance to their nearest training image over the test
+    images' median (about 1 for new digits, near 0 for copies); ``near_copy_share``: the share of
+    samples nearer to the training set than 99 % of the test images (about 0.01 for new digits,
+    near 1 for copies); ``memo_n``: the number of samples; the medians and the threshold too.
+    """
+    from . import metrics
+
+    if not isinstance(reference, MemorisationReference):
+        raise ValueError(f"reference must be a MemorisationReference, got {type(reference).__name__}")
+    d = metrics.nearest_train_distance(samples, reference.train, device=reference.device)
+    d_test = reference.test_distances
+    test_median = float(np.median(d_test))
+    threshold = float(np.quantile(d_test, 0.01))
+    return {"memo_ratio": float(np.median(d)) / test_median if test_median > 0 else math.inf,
+            "near_copy_share": float((d < threshold).mean()), "memo_n": len(d),
+            "sample_median": float(np.median(d)), "test_median": test_median, "near_copy_distance": threshold}
+
+
+def run_memorisation(run: Any, reference: MemorisationReference, n: int = MEMO_SAMPLES, seed: int = 0
+                     ) -> dict[str, Any]:
+    """:func:`memorisation_scores` of n samples of a run's G (:func:`sample_images`), cached in its run folder.
+
+    The cache file names n, the seed and the reference's sizes; ``seconds`` is what the
+    computation took when it was made.
+    """
+    cache = (Path(run.run_dir) / f"memorisation-n{n}-seed{seed}-{reference.key()}.json"
+             if getattr(run, "run_dir", None) is not None else None)
+    if cache is not None and cache.is_file():
+        try:
+            return json.loads(cache.read_text())
+        except ValueError:
+            pass  # a damaged cache file: measure again
+    start = time.perf_counter()
+    result = memorisation_scores(sample_images(run.G, n, seed=seed), reference)
+    result["seconds"] = time.perf_counter() - start
+    if cache is not None:
+        tmp = cache.with_name(f".{cache.name}.tmp-{os.getpid()}")
+        tmp.write_text(json.dumps(result, indent=1))
+        os.replace(tmp, cache)
+    return result

@@ -55,7 +55,17 @@ def test_make_row_takes_time_and_speed_from_the_history_and_metrics_from_scores(
 
 def test_make_row_without_scores_leaves_the_metrics_empty():
     row = results.make_row("wgan", "WGAN", history=history())
-    assert all(row[k] is None for k in results.METRIC_KEYS)
+    assert all(row[k] is None for k in results.METRIC_KEYS + results.MEMO_KEYS)
+
+
+def test_make_row_keeps_the_memorisation_columns():
+    memo = {"memo_ratio": 0.93, "near_copy_share": 0.012, "memo_n": 2000, "sample_median": 8.1, "seconds": 4.0}
+    row = results.make_row("wgan", "WGAN", history=history(), scores=scores(60.0, 0.5, 0.1), memorisation=memo)
+    assert (row["memo_ratio"], row["near_copy_share"], row["memo_n"]) == (0.93, 0.012, 2000)
+    assert "sample_median" not in row
+    assert "| 0.93 | 0.012 |" in results.markdown([row])
+    with pytest.raises(ValueError, match="memorisation"):
+        results.make_row("wgan", "WGAN", history=history(), memorisation=[0.9])
 
 
 @pytest.mark.parametrize("kwargs, word", [
@@ -83,7 +93,7 @@ def test_markdown_has_one_line_per_model_and_the_floor_last():
 
 def test_markdown_shows_missing_values_as_dashes():
     text = results.markdown([results.make_row("wgan", "WGAN", history=history())])
-    assert text.splitlines()[-1].count("–") == 7
+    assert text.splitlines()[-1].count("–") == 9  # seven metrics and the two memorisation columns
 
 
 def test_markdown_rejects_something_else_than_rows():
@@ -272,3 +282,68 @@ def test_loss_comparison_reports_the_critics_estimate_of_w():
     assert "D loss 1.200 -> 1.000" in lines[0]
     assert "estimate of W 3.000 -> 0.500" in lines[1]
     assert len(fig.axes[0].lines) == 3 and len(fig.axes[1].lines) == 1  # D, G, the 2 log 2 line; one critic
+
+
+# ----------------------------------------------------------------------------- memorisation
+
+
+def noise(n: int, seed: int) -> torch.Tensor:
+    """Uniform noise images: no two alike, so a new set lies about as far from a training set as a test set."""
+    return torch.rand(n, 1, 32, 32, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+
+
+class _Copier(torch.nn.Module):
+    """A "generator" that returns training images (its noise picks which) or, with fresh=True, new blobs."""
+
+    nz, n_classes = 4, 0
+
+    def __init__(self, images: torch.Tensor, fresh: bool = False):
+        super().__init__()
+        self.images, self.fresh = images, fresh
+        self.scale = torch.nn.Parameter(torch.ones(()))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        pick = (z[:, 0].abs() * 1000).long() % len(self.images)
+        if self.fresh:
+            return noise(len(z), int(pick[0]) + 10_000)
+        return self.images[pick] * self.scale
+
+
+def test_memorisation_scores_tell_copies_from_new_images():
+    train, test = noise(300, 1), noise(100, 2)
+    ref = results.MemorisationReference(train, test)
+    copies = results.memorisation_scores(train[:50], ref)
+    assert copies["memo_ratio"] == 0.0 and copies["near_copy_share"] == 1.0 and copies["memo_n"] == 50
+    new = results.memorisation_scores(noise(100, 3), ref)
+    assert new["memo_ratio"] > 0.5 and new["near_copy_share"] < 0.2
+    assert new["test_median"] == copies["test_median"] > 0
+    with pytest.raises(ValueError, match="reference"):
+        results.memorisation_scores(train, None)
+    with pytest.raises(ValueError, match="test"):
+        results.MemorisationReference(train, torch.zeros(3, 32, 32))
+
+
+def test_sample_images_is_seeded_and_leaves_the_global_rng_alone():
+    G = _Copier(blobs(20, 4))
+    G.train()
+    state = torch.random.get_rng_state()
+    a, b = results.sample_images(G, 12, seed=5), results.sample_images(G, 12, seed=5)
+    assert a.shape == (12, 1, 32, 32) and torch.equal(a, b) and G.training
+    assert results.sample_images(G, 12, seed=5, batch_size=5).shape == (12, 1, 32, 32)
+    assert torch.equal(state, torch.random.get_rng_state())
+    with pytest.raises(ValueError, match="n must be"):
+        results.sample_images(G, 0)
+
+
+def test_run_memorisation_is_cached_in_the_run_folder(tmp_path):
+    train, test = noise(200, 6), noise(60, 7)
+    ref = results.MemorisationReference(train, test)
+    run = Run(G=_Copier(train), D=None, history=history(), config=None, run_dir=tmp_path)
+    first = results.run_memorisation(run, ref, n=40)
+    assert first["memo_ratio"] == 0.0 and first["near_copy_share"] == 1.0
+    files = list(tmp_path.glob("memorisation-n40-seed0-train200-test60.json"))
+    assert len(files) == 1
+    run.G = _Copier(train, fresh=True)  # the cache answers, not the new G
+    assert results.run_memorisation(run, ref, n=40) == first
+    fresh = results.run_memorisation(Run(G=run.G, D=None, history=history(), config=None, run_dir=None), ref, n=40)
+    assert fresh["memo_ratio"] > 0.5
