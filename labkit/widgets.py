@@ -40,7 +40,7 @@ from matplotlib.patches import Rectangle
 from torch import nn
 
 from . import frontend, plots
-from .metrics import truncated_noise
+from .metrics import standing_statistics, truncated_noise
 from .device import resolve_device
 from .train import History, Run
 
@@ -467,7 +467,7 @@ def truncation_explorer(G: nn.Module, sweep, n: int = 36, seed: int = 0, floor: 
     """Samples of an unconditional G under the truncation trick, beside the precision-recall trade-off.
 
     ``sweep`` is what :func:`labkit.metrics.truncation_sweep` returned for G (its thresholds are
-    the slider's stops); ``n`` samples are drawn from the same seed at every threshold, so the
+    the slider's stops; a row measured with standing statistics is drawn with them too); ``n`` samples are drawn from the same seed at every threshold, so the
     images change by the truncation alone; ``floor`` (the real floor's metrics) marks where real
     digits sit. Widget: a slider over the thresholds, the samples at the shown one, and the
     trade-off curve with that point circled. Static: a row of samples per threshold, and the curve.
@@ -479,8 +479,11 @@ def truncation_explorer(G: nn.Module, sweep, n: int = 36, seed: int = 0, floor: 
     n = _positive_int("n", n)
     seed = _check_seed(seed)
     mode = _mode(force)
-    images = [_generate(G, truncated_noise(n, G.nz, row["truncation"], torch.Generator().manual_seed(seed)), None,
-                        device) for row in sweep]
+    images = []
+    for row in sweep:  # each threshold drawn by the generator its metrics were measured on
+        model = standing_statistics(G, row["truncation"], seed=row.get("standing_seed", 0)) if row.get("standing") else G
+        z = truncated_noise(n, G.nz, row["truncation"], torch.Generator().manual_seed(seed))
+        images.append(_generate(model, z, None, device))
 
     def caption(i: int) -> str:
         row = sweep[i]
@@ -503,12 +506,12 @@ def truncation_explorer(G: nn.Module, sweep, n: int = 36, seed: int = 0, floor: 
         if mode == "widget":
             return _present(explorer)
 
-    rows = len(sweep)
-    fig = plt.figure(figsize=(max(8.0, 0.45 * n + 5.5), max(4.0, 0.75 * rows + 0.8)))
-    grid = fig.add_gridspec(rows, 2, width_ratios=[max(2.0, 0.45 * n / 4), 1.3])
+    rows, shown = len(sweep), min(n, 16)
+    fig = plt.figure(figsize=(0.55 * shown + 5.5, max(4.5, 0.6 * rows + 0.8)))
+    grid = fig.add_gridspec(rows, 2, width_ratios=[0.55 * shown, 4.5])
     for i in range(rows):
         ax = fig.add_subplot(grid[i, 0])
-        plots.sample_grid(images[i][: min(n, 16)], nrow=min(n, 16), ax=ax)
+        plots.sample_grid(images[i][:shown], nrow=shown, ax=ax)
         _row_label(ax, _truncation_label(sweep[i]["truncation"]))
         if i == 0:
             ax.set_title("the same z at every truncation (rows)")

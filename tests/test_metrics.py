@@ -613,3 +613,34 @@ def test_truncation_sweep_trades_variety_for_cleaner_samples(mnist_root, mnist_t
     assert alone["precision"] == rows[1]["precision"]  # a sweep row is evaluate at that threshold
     with pytest.raises(ValueError, match="at least one"):
         metrics.truncation_sweep(G, [])
+
+
+def test_standing_statistics_keep_truncated_samples_from_fading():
+    """Eval-mode BatchNorm with N(0, I)'s statistics fades truncated samples; recomputed statistics do not."""
+    torch.manual_seed(0)
+    G = models.DCGANGenerator(nz=32, ngf=8)
+    G.train()
+    with torch.no_grad():  # running statistics of N(0, I), as training leaves them
+        for _ in range(100):  # momentum 0.1: 100 batches forget the initial statistics
+            G(torch.randn(128, 32))
+    G.eval()
+    before = {k: v.clone() for k, v in G.state_dict().items()}
+    z = metrics.truncated_noise(512, 32, 0.3, torch.Generator().manual_seed(1))
+    standing = metrics.standing_statistics(G, 0.3, seed=2)
+
+    def first_norm_spread(model, noise):  # the spread of what G's first BatchNorm puts out
+        norm = next(m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm))
+        out = []
+        handle = norm.register_forward_hook(lambda _m, _i, o: out.append(o))
+        with torch.no_grad():
+            model(noise)
+        handle.remove()
+        return float(out[0].std())
+
+    plain = first_norm_spread(G, torch.randn(512, 32, generator=torch.Generator().manual_seed(1)))
+    stale, fresh = first_norm_spread(G, z), first_norm_spread(standing, z)
+    assert stale < 0.4 * plain  # N(0, I)'s statistics shrink truncated activations: the images fade
+    assert fresh == pytest.approx(plain, rel=0.2)
+    assert not standing.training and all(torch.equal(before[k], v) for k, v in G.state_dict().items())
+    again = metrics.standing_statistics(G, 0.3, seed=2)
+    assert all(torch.equal(a, b) for a, b in zip(standing.state_dict().values(), again.state_dict().values()))
