@@ -549,11 +549,12 @@ def fit(G: nn.Module, D: nn.Module, data, config: TrainConfig | None = None, run
                 bar.set_postfix(d_loss=float(d_loss), g_loss=float(g_loss), d_x=float(d_real), d_gz=float(d_fake))
                 if not (math.isfinite(float(d_loss)) and math.isfinite(float(g_loss))):
                     break
-            done = len(history.d_loss) + len(stats)
-            if watch is not None and (done % watch_every == 0 or (epoch + 1 == config.epochs and step + 1 == steps_per_epoch)):
-                w0 = time.perf_counter()
-                watch(done, trained_seconds + w0 - t0 - watched, _snapshot(G, fixed_z, fixed_labels, device))
-                watched += time.perf_counter() - w0
+            if watch is not None:
+                done = len(history.d_loss) + len(stats)
+                if done % watch_every == 0 or (epoch + 1 == config.epochs and step + 1 == steps_per_epoch):
+                    w0 = time.perf_counter()
+                    watch(done, trained_seconds + w0 - t0 - watched, _snapshot(G, fixed_z, fixed_labels, device))
+                    watched += time.perf_counter() - w0
         bar.close()
         seconds = time.perf_counter() - t0 - watched
         trained_seconds += seconds

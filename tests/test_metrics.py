@@ -153,12 +153,10 @@ def test_manifold_metrics_reject_bad_input():
         metrics.precision_recall(x, x, batch_size=0)
 
 
-def test_blocks_never_build_the_full_distance_matrix(monkeypatch):
-    rng = np.random.default_rng(5)
-    n, batch_size = 10_000, 500
-    real = rng.normal(size=(n, 4)).astype(np.float32)
-    fake = rng.normal(size=(n, 4)).astype(np.float32)
-    shapes = []
+@pytest.fixture
+def cdist_shapes(monkeypatch) -> list[tuple[int, int]]:
+    """The (rows, columns) of every torch.cdist call made while the test runs, in order."""
+    shapes: list[tuple[int, int]] = []
     real_cdist = torch.cdist
 
     def recording_cdist(a, b, *args, **kwargs):
@@ -166,6 +164,15 @@ def test_blocks_never_build_the_full_distance_matrix(monkeypatch):
         return real_cdist(a, b, *args, **kwargs)
 
     monkeypatch.setattr(torch, "cdist", recording_cdist)
+    return shapes
+
+
+def test_blocks_never_build_the_full_distance_matrix(cdist_shapes):
+    rng = np.random.default_rng(5)
+    n, batch_size = 10_000, 500
+    real = rng.normal(size=(n, 4)).astype(np.float32)
+    fake = rng.normal(size=(n, 4)).astype(np.float32)
+    shapes = cdist_shapes
     p, r = metrics.precision_recall(real, fake, batch_size=batch_size)
     assert shapes and max(rows for rows, _ in shapes) <= batch_size
     assert max(rows * cols for rows, cols in shapes) <= batch_size * n  # 500 x 10k, never 10k x 10k
@@ -518,16 +525,9 @@ def test_block_size_does_not_change_the_result(memo_sets):
         assert (i == index).mean() > 0.99  # ties aside, the same nearest images
 
 
-def test_memorisation_works_in_bounded_blocks(memo_sets, monkeypatch):
+def test_memorisation_works_in_bounded_blocks(memo_sets, monkeypatch, cdist_shapes):
     train, copies, test, noise = memo_sets
-    shapes = []
-    real_cdist = torch.cdist
-
-    def recording_cdist(a, b, *args, **kwargs):
-        shapes.append((a.shape[0], b.shape[0]))
-        return real_cdist(a, b, *args, **kwargs)
-
-    monkeypatch.setattr(torch, "cdist", recording_cdist)
+    shapes = cdist_shapes
     monkeypatch.setattr(metrics, "MEMO_TRAIN_CHUNK", 1000)
     metrics.nearest_train_distance(torch.cat([test[:200], noise[:20]]), train, block_size=64)
     assert shapes and max(rows for rows, _ in shapes) <= 64 and max(cols for _, cols in shapes) <= 1000
