@@ -391,6 +391,27 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     return state
 
 
+def epoch_batches(n: int, batch_size: int, n_critic: int = 1) -> list[list[tuple[int, int]]]:
+    """How one epoch of ``n`` images is cut: per generator step, the ``(start, stop)`` of its critic batches.
+
+    Every image is used once per epoch, whatever the batch size, so runs that differ
+    only in ``batch_size`` see the same number of images (question 5 compares them at
+    one image budget). The images left over after the full batches form one last,
+    smaller batch; when they are fewer than half a batch they join the batch before
+    instead, so that no BatchNorm statistics come from a handful of images. The last
+    generator step may follow fewer than ``n_critic`` critic batches.
+    """
+    full, left = divmod(n, batch_size)
+    if full == 0:
+        raise ValueError(f"n={n} images are fewer than one batch (batch_size={batch_size})")
+    bounds = [(i * batch_size, (i + 1) * batch_size) for i in range(full)]
+    if left * 2 >= batch_size:
+        bounds.append((full * batch_size, n))
+    elif left:
+        bounds[-1] = (bounds[-1][0], n)
+    return [bounds[i:i + n_critic] for i in range(0, len(bounds), n_critic)]
+
+
 def _check_finite(values: dict[str, list[float]], history: History, epoch: int) -> None:
     """Raise :class:`TrainingDiverged` at the first step of this epoch whose losses are not finite."""
     for i, (d, g) in enumerate(zip(values["d_loss"], values["g_loss"])):
@@ -426,7 +447,7 @@ def choose_fast_path(G: nn.Module, D: nn.Module, images: torch.Tensor, labels: t
             _d_step(g, d, x, batch_labels, config, opt_d, gen, path)
         _g_step(g, d, config.batch_size, config, opt_g, gen, device, path)
 
-    steps = config.epochs * (images.shape[0] // (config.batch_size * config.n_critic))
+    steps = config.epochs * len(epoch_batches(images.shape[0], config.batch_size, config.n_critic))
     path, timings = fastpath.choose(config.fast_path, G, D, device, probe_step, steps=steps,
                                     key=(config.batch_size, config.loss, config.n_critic, config.conditional))
     if timings:
@@ -485,9 +506,10 @@ def fit(G: nn.Module, D: nn.Module, data, config: TrainConfig | None = None, run
     if config.conditional and labels is None:
         raise ValueError("conditional=True needs labelled data")
     per_step = config.batch_size * config.n_critic
-    steps_per_epoch = images.shape[0] // per_step
-    if steps_per_epoch == 0:
+    if images.shape[0] < per_step:
         raise ValueError(f"data has {images.shape[0]} images, fewer than one step needs (batch_size * n_critic = {per_step})")
+    step_batches = epoch_batches(images.shape[0], config.batch_size, config.n_critic)
+    steps_per_epoch = len(step_batches)
     images = images.to(device)
     labels = labels.to(device) if labels is not None else None
 
@@ -537,9 +559,9 @@ def fit(G: nn.Module, D: nn.Module, data, config: TrainConfig | None = None, run
         t0 = time.perf_counter()
         watched = 0.0  # seconds spent in watch, left out of the epoch's training time
         bar = progress(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{config.epochs}", unit="step")
-        for step in range(steps_per_epoch):
-            for k in range(config.n_critic):
-                idx = perm[(step * config.n_critic + k) * config.batch_size:][:config.batch_size]
+        for step, batches in enumerate(step_batches):
+            for start, stop in batches:
+                idx = perm[start:stop]
                 batch_labels = labels[idx] if config.conditional else None
                 d_loss, d_real, d_fake, gp = _d_step(G, D, images[idx], batch_labels, config, opt_d, gen, path)
             g_loss, g_grad = _g_step(G, D, config.batch_size, config, opt_g, gen, device, path)
@@ -565,7 +587,7 @@ def fit(G: nn.Module, D: nn.Module, data, config: TrainConfig | None = None, run
             getattr(history, name).extend(values[name])
         history.epoch_of_step.extend([epoch + 1] * len(stats))
         history.epoch_seconds.append(seconds)
-        history.epoch_images.append(len(stats) * per_step)
+        history.epoch_images.append(sum(stop - start for batches in step_batches[:len(stats)] for start, stop in batches))
         history.samples.append(_snapshot(G, fixed_z, fixed_labels, device))
         if run_path is not None:
             _atomic_save({

@@ -209,3 +209,24 @@ def test_live_samples_keeps_the_last_images_and_draws_a_png():
     assert plt.imread(io.BytesIO(png)).shape[:2] == (2 * (2 * 34 + 2), 2 * (2 * 34 + 2))
     with pytest.raises(ValueError, match="nrow must be a positive integer"):
         plots.LiveSamples(nrow=0)
+
+
+@pytest.mark.parametrize("n, batch_size, n_critic", [(60_000, 128, 1), (60_000, 512, 1), (60_000, 32, 1),
+                                                     (60_000, 64, 5), (100, 16, 1), (100, 48, 2), (64, 64, 1)])
+def test_every_batch_size_uses_every_image_once_per_epoch(n, batch_size, n_critic):
+    steps = train.epoch_batches(n, batch_size, n_critic)
+    bounds = [b for step in steps for b in step]
+    assert bounds[0][0] == 0 and bounds[-1][1] == n
+    assert all(a[1] == b[0] for a, b in zip(bounds, bounds[1:]))  # contiguous: each image once
+    sizes = [stop - start for start, stop in bounds]
+    assert all(batch_size // 2 <= s < batch_size * 3 // 2 for s in sizes)  # no tiny batch, none much larger
+    assert all(len(step) == n_critic for step in steps[:-1]) and 1 <= len(steps[-1]) <= n_critic
+
+
+def test_batch_sizes_that_do_not_divide_the_data_train_on_all_of_it():
+    config = TrainConfig(**{**TINY, "batch_size": 24})  # 64 = 2 * 24 + 16: the last 16 images are a batch of their own
+    _, _, history = run(config)
+    assert history.epoch_images == [64] and history.steps == 3
+    small = TrainConfig(**{**TINY, "batch_size": 28})  # 64 = 2 * 28 + 8: the last 8 join the batch before
+    _, _, history = run(small)
+    assert history.epoch_images == [64] and history.steps == 2
