@@ -1,0 +1,148 @@
+"""Quality targets of the pack's models, measured over seeds: mean and range, target by target.
+
+Trains (or reloads) each model of the labs with every seed given, evaluates it on
+``--n-eval`` samples against the real-data floor, and prints one table: per model the
+mean and the range (lowest-highest over the seeds) of FID / floor, precision, recall,
+coverage, classes covered and label accuracy, then each quality target with the number
+of seeds that meet it. A target holds only when every seed meets it.
+
+The configs are the notebooks' own (``labkit.labs``): pointing ``--runs`` at the run
+folder the notebooks used reuses their seed-0 runs instead of training them again.
+
+    python benchmarks/quality.py [--runs runs/quality] [--seeds 0 1] [--models dcgan-default wgan-gp]
+    python benchmarks/quality.py --epochs dcgan-default=20      # the DCGAN at another length
+    python benchmarks/quality.py --quick                         # 512 images, 1 epoch: a smoke test
+
+Writes ``quality.json`` and ``quality.md`` into ``--runs``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+from labkit import compare, fastpath, labs, metrics, train
+
+NOTEBOOK_OF = {"dcgan-default": "01_dcgan", "cgan-default": "02_cgan", "gan-default": "03_wgan_metrics",
+               "gan-tuned": "03_wgan_metrics", "wgan": "03_wgan_metrics", "wgan-gp": "03_wgan_metrics"}
+#: (metric, comparison, bound) per model; a target holds when every seed meets it.
+TARGETS: dict[str, list[tuple[str, str, float]]] = {
+    "dcgan-default": [("precision", ">=", 0.60), ("recall", ">=", 0.80), ("fid_over_floor", "<=", 10.0)],
+    "cgan-default": [("label_accuracy", ">=", 0.95)],
+    "wgan-gp": [("precision", ">=", 0.65), ("recall", ">=", 0.80)],
+    "gan-tuned": [("precision", ">", 0.59), ("recall", ">", 0.33)],  # the reference table's best figures
+}
+COLUMNS = (("fid_over_floor", "FID / floor", "{:.1f}"), ("precision", "precision", "{:.3f}"),
+           ("recall", "recall", "{:.3f}"), ("coverage", "coverage", "{:.3f}"),
+           ("classes_covered", "classes >= 5 %", "{:.0f}"), ("label_accuracy", "label accuracy", "{:.3f}"),
+           ("wall_time", "training (s)", "{:.0f}"))
+QUICK = dict(n_train=512, epochs=1)
+
+
+def meets(value: float, comparison: str, bound: float) -> bool:
+    return {">=": value >= bound, ">": value > bound, "<=": value <= bound, "<": value < bound}[comparison]
+
+
+def parse_epochs(pairs: list[str]) -> dict[str, int]:
+    """``["dcgan-default=20"]`` -> ``{"dcgan-default": 20}``, with a clear error for anything else."""
+    out = {}
+    for pair in pairs:
+        name, _, value = pair.partition("=")
+        if name not in NOTEBOOK_OF or not value.isdigit() or int(value) < 1:
+            raise SystemExit(f"--epochs takes MODEL=EPOCHS with MODEL one of {tuple(NOTEBOOK_OF)} and EPOCHS >= 1, "
+                             f"got {pair!r}")
+        out[name] = int(value)
+    return out
+
+
+def measure(name: str, seed: int, args: argparse.Namespace, epochs: dict[str, int],
+            floor: dict[str, Any]) -> dict[str, Any]:
+    """Train or reload one model at one seed and evaluate it; returns its row."""
+    parameters: dict[str, Any] = dict(seed=seed, device=args.device)
+    if args.quick:
+        parameters.update(QUICK)
+    if name in epochs:
+        parameters["epochs"] = epochs[name]
+    config = labs.configs(NOTEBOOK_OF[name], **parameters)[name]
+    run = train.fit_or_load(config, runs_root=args.runs, name=name, data_root=args.data_root)
+    scores = compare.evaluate_run(run, n=args.n_eval, seed=seed, root=args.data_root)
+    row = {"model": name, "seed": seed, "epochs": config.epochs, "run_dir": str(run.run_dir),
+           "wall_time": run.history.wall_time, "images_per_second": run.history.images_per_second,
+           "fast_path": run.history.fast_path, "fid_over_floor": scores["fid"] / max(floor["fid"], 1e-12),
+           **{k: scores.get(k) for k in ("fid", "precision", "recall", "density", "coverage", "classes_covered",
+                                         "class_max_share", "label_accuracy")}}
+    print(f"{name} seed {seed}: FID {row['fid']:.2f} ({row['fid_over_floor']:.1f}x the floor), precision "
+          f"{row['precision']:.3f}, recall {row['recall']:.3f}, {row['wall_time']:.0f} s of training", flush=True)
+    return row
+
+
+def summarise(rows: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
+    """The Markdown table (mean and range per model) and the target verdicts."""
+    by_model: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for row in rows:
+        by_model.setdefault((row["model"], row["epochs"]), []).append(row)
+    header = "| model | epochs | seeds | " + " | ".join(h for _, h, _ in COLUMNS) + " |"
+    lines = [header, "|" + "---|" * (3 + len(COLUMNS))]
+    verdicts = []
+    for (name, epochs), group in by_model.items():
+        cells = []
+        for key, _, fmt in COLUMNS:
+            values = [r[key] for r in group if r.get(key) is not None]
+            if not values:
+                cells.append("–")
+                continue
+            mean = fmt.format(statistics.fmean(values))
+            cells.append(mean if len(values) == 1 else f"{mean} ({fmt.format(min(values))}–{fmt.format(max(values))})")
+        seeds = ", ".join(str(r["seed"]) for r in group)
+        lines.append(f"| {name} | {epochs} | {seeds} | " + " | ".join(cells) + " |")
+        for metric, comparison, bound in TARGETS.get(name, []):
+            values = [r.get(metric) for r in group]
+            met = sum(v is not None and meets(v, comparison, bound) for v in values)
+            verdicts.append({"model": name, "epochs": epochs, "target": f"{metric} {comparison} {bound:g}",
+                             "values": values, "seeds_meeting": met, "seeds": len(group),
+                             "holds": met == len(group)})
+    return "\n".join(lines), verdicts
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", default="runs/quality", help="run folder; a notebook's run_dir reuses its runs")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--models", nargs="+", default=list(TARGETS), choices=list(NOTEBOOK_OF))
+    parser.add_argument("--epochs", nargs="*", default=[], metavar="MODEL=EPOCHS", help="another length for a model")
+    parser.add_argument("--n-eval", type=int, default=10_000, help="generated samples per evaluation")
+    parser.add_argument("--data-root", default=None)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--quick", action="store_true", help="512 training images, 1 epoch: checks the script only")
+    args = parser.parse_args()
+    epochs = parse_epochs(args.epochs)
+    if args.n_eval < 100:
+        raise SystemExit(f"--n-eval must be at least 100, got {args.n_eval}")
+
+    start = time.perf_counter()
+    print(f"host: {fastpath.host_description()}")
+    floor = metrics.real_floor(args.data_root, n=args.n_eval)
+    rows = [measure(name, seed, args, epochs, floor) for name in args.models for seed in args.seeds]
+    table, verdicts = summarise(rows)
+    floor_line = (f"real-data floor ({args.n_eval:,} real training images against the test set): FID {floor['fid']:.3f}, "
+                  f"precision {floor['precision']:.3f}, recall {floor['recall']:.3f}")
+    target_lines = [f"- {'✓' if v['holds'] else '✗'} {v['model']} ({v['epochs']} epochs): {v['target']}: "
+                    f"{v['seeds_meeting']} of {v['seeds']} seeds ("
+                    + ", ".join("–" if x is None else f"{x:.3f}" for x in v["values"]) + ")" for v in verdicts]
+    report = "\n".join([table, "", floor_line, "", "Targets (each must hold on every seed):", *target_lines,
+                        "", f"{time.perf_counter() - start:.0f} s in all"])
+    print("\n" + report)
+    folder = Path(args.runs)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "quality.md").write_text(report + "\n")
+    (folder / "quality.json").write_text(json.dumps({"host": fastpath.host_description(), "floor": {
+        k: floor[k] for k in ("fid", "precision", "recall", "density", "coverage")}, "rows": rows,
+        "targets": verdicts, "quick": args.quick}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,45 @@
+"""The quality benchmark runs end to end on a tiny budget, reuses its runs, and refuses bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+QUALITY = ROOT / "benchmarks" / "quality.py"
+
+
+def quality(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, str(QUALITY), *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=900)
+
+
+def test_quality_benchmark_reports_every_seed_and_target_and_reuses_its_runs(tmp_path):
+    args = ("--quick", "--runs", str(tmp_path / "runs"), "--n-eval", "200", "--models", "dcgan-default", "cgan-default",
+            "--seeds", "0", "1")
+    first = quality(*args, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    report = json.loads((tmp_path / "runs" / "quality.json").read_text())
+    assert sorted((r["model"], r["seed"]) for r in report["rows"]) == [
+        ("cgan-default", 0), ("cgan-default", 1), ("dcgan-default", 0), ("dcgan-default", 1)]
+    seeds_differ = {r["seed"]: r["fid"] for r in report["rows"] if r["model"] == "dcgan-default"}
+    assert seeds_differ[0] != seeds_differ[1], "the two seeds trained the same run"
+    targets = {t["target"]: t for t in report["targets"]}
+    assert set(targets) == {"precision >= 0.6", "recall >= 0.8", "fid_over_floor <= 10", "label_accuracy >= 0.95"}
+    assert all(t["seeds"] == 2 and t["holds"] == (t["seeds_meeting"] == 2) for t in targets.values())
+    assert "| dcgan-default | 1 | 0, 1 |" in first.stdout and "of 2 seeds" in first.stdout
+
+    again = quality(*args, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.stdout.count("loaded finished run") == 4  # nothing trained twice
+    assert json.loads((tmp_path / "runs" / "quality.json").read_text())["rows"] == report["rows"]
+
+
+def test_quality_benchmark_refuses_a_bad_epochs_override(tmp_path):
+    result = quality("--quick", "--epochs", "dcgan=3", "--runs", str(tmp_path), cwd=tmp_path)
+    assert result.returncode != 0 and "MODEL=EPOCHS" in result.stderr and "dcgan-default" in result.stderr
+    assert not list(tmp_path.iterdir()), "nothing may be trained before the arguments are checked"
