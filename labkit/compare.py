@@ -104,14 +104,27 @@ def cifar10_instructions(root: str | os.PathLike | None = None) -> str:
             + data._cifar_help(str(root)))
 
 
+def _check_seeds(seeds: Any) -> tuple[int, ...]:
+    seeds = tuple(seeds)
+    if not seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0 for s in seeds) or len(set(seeds)) < len(seeds):
+        raise ValueError(f"seeds must be distinct non-negative integers, at least one, got {seeds!r}")
+    return seeds
+
+
 def lab1_plan(base: TrainConfig, images: int, data_root: str | os.PathLike | None = None,
-              cifar: bool = True) -> tuple[Ablation, list[Ablation], list[str]]:
+              cifar: bool = True, seeds: Any = None) -> tuple[Ablation, list[Ablation], list[str]]:
     """The default run and the ablations of question 5, each trained on ``images`` images.
 
     Returns ``(default, ablations, skipped)``: ``skipped`` holds one message per ablation
     left out (CIFAR-10 without its data, a batch larger than the budget). On a CPU the
     wide networks are 2x the default widths instead of the lab's ngf=128 / ndf=256.
+
+    ``seeds`` (default: ``base.seed`` alone) trains every run once per seed; ``default``
+    is the run with the first seed, the default's other seeds open the list of ablations,
+    and each run keeps its name, so :func:`summary` can average the seeds of a name.
     """
+    seeds = _check_seeds(seeds if seeds is not None else (base.seed,))
+    base = base.replace(seed=seeds[0])
     default_cfg = budget_config(base, images)
     default = Ablation(DEFAULT_NAME, "default", default_cfg,
                        f"nz={base.nz}, ngf={base.ngf}, ndf={base.ndf}, lr={base.lr:g}, beta1={base.beta1:g}, "
@@ -137,7 +150,8 @@ def lab1_plan(base: TrainConfig, images: int, data_root: str | os.PathLike | Non
                        {"batch_size": max(1, base.batch_size // 4)}, ""))
     candidates.append(("batch-large", f"batch size {base.batch_size * 4}", {"batch_size": base.batch_size * 4}, ""))
 
-    plan: list[Ablation] = []
+    plan: list[Ablation] = [Ablation(DEFAULT_NAME, default.label, default_cfg.replace(seed=s), default.note)
+                             for s in seeds[1:]]
     skipped: list[str] = []
     for name, label, changes, note in candidates:
         try:
@@ -147,23 +161,23 @@ def lab1_plan(base: TrainConfig, images: int, data_root: str | os.PathLike | Non
             continue
         if config == default_cfg:
             continue  # the default already has this setting
-        plan.append(Ablation(name, label, config, note))
+        plan.extend(Ablation(name, label, config.replace(seed=s), note) for s in seeds)
     if not cifar:
         skipped.append("CIFAR-10: not requested")
     elif cifar10_present(data_root):
         plan.append(Ablation("cifar10", "CIFAR-10 (3 channels)", budget_config(base.replace(dataset="cifar10"), images),
-                             "the digit metrics do not apply to CIFAR-10: compare the samples"))
+                             "the digit metrics do not apply to CIFAR-10: compare the samples"))  # one seed: costly
     else:
         skipped.append(cifar10_instructions(data_root))
     return default, plan, skipped
 
 
 def describe(default: Ablation, plan: list[Ablation]) -> str:
-    """One line per run: name, what changed, training images, notes."""
+    """One line per run: name, what changed, training images, seed, notes."""
     lines = []
     for a in (default, *plan):
         images = a.config.epochs * _available(a.config)
-        line = f"{a.name:<14} {a.label:<58} {images:>7,} images"
+        line = f"{a.name:<14} {a.label:<58} {images:>7,} images  seed {a.config.seed}"
         lines.append(line + (f"  ({a.note})" if a.note else ""))
     return "\n".join(lines)
 
@@ -192,11 +206,43 @@ def evaluate_run(run: Run, n: int = 10_000, seed: int = 0, root: str | os.PathLi
     return result
 
 
+CURVE_SAMPLES = 1_000
+CURVE_KEYS = ("fid", "precision", "recall", "coverage", "classes_covered")
+
+
+def curve_probe(n: int = CURVE_SAMPLES, seed: int = 0, device: str = "auto",
+                root: str | os.PathLike | None = None):
+    """A ``measure(G)`` for ``train.fit``: FID, precision, recall, coverage and classes covered of ``n`` samples.
+
+    Drawn from its own seeded generator with G in eval mode, so measuring leaves the run
+    unchanged; about a second on a CPU at n = 1,000. FID on 1,000 samples sits above the
+    10,000-sample figure (FID is biased upwards at small n): compare curves with curves.
+    """
+    from .progress import quiet
+
+    net = metrics.load_feature_net(device)
+
+    def measure(G) -> dict[str, float]:
+        with quiet():
+            scores = metrics.evaluate(G, n=n, seed=seed, device=device, root=root, net=net)
+        return {key: scores[key] for key in CURVE_KEYS}
+
+    return measure
+
+
 def run_one(ablation: Ablation, runs_root: str | os.PathLike, data_root: str | os.PathLike | None = None,
-            n_eval: int = 10_000, seed: int = 0) -> Result:
-    """Train (or reload) one run and evaluate it; a diverged run is reported, not raised."""
+            n_eval: int = 10_000, seed: int = 0, curve_every: int | None = None) -> Result:
+    """Train (or reload) one run and evaluate it; a diverged run is reported, not raised.
+
+    ``curve_every``: measure the run every that many images while it trains (:func:`curve_probe`),
+    for :func:`curve_figure`. Digit metrics only: CIFAR-10 runs are never measured.
+    """
+    measure = None
+    if curve_every is not None and ablation.config.dataset == "mnist":
+        measure = curve_probe(seed=seed, device=ablation.config.device, root=data_root)
     try:
-        run = train.fit_or_load(ablation.config, runs_root=runs_root, name=ablation.name, data_root=data_root)
+        run = train.fit_or_load(ablation.config, runs_root=runs_root, name=ablation.name, data_root=data_root,
+                                measure=measure, measure_every=curve_every)
     except TrainingDiverged as exc:
         return Result(ablation.label, None, None, f"diverged: {exc}", ablation.name)
     scores = evaluate_run(run, n_eval, seed, data_root) if ablation.config.dataset == "mnist" else None
@@ -204,12 +250,16 @@ def run_one(ablation: Ablation, runs_root: str | os.PathLike, data_root: str | o
 
 
 def run_plan(default: Ablation, plan: list[Ablation], runs_root: str | os.PathLike,
-             data_root: str | os.PathLike | None = None, n_eval: int = 10_000, seed: int = 0) -> list[Result]:
-    """The default run and every ablation, trained or reloaded, with their metrics. Default first."""
+             data_root: str | os.PathLike | None = None, n_eval: int = 10_000, seed: int = 0,
+             curve_every: int | None = None) -> list[Result]:
+    """The default run and every ablation, trained or reloaded, with their metrics. Default first.
+
+    ``curve_every`` measures each run along the way (see :func:`run_one`).
+    """
     results = []
     for i, ablation in enumerate((default, *plan)):
-        print(f"[{i + 1}/{len(plan) + 1}] {ablation.name}: {ablation.label}")
-        results.append(run_one(ablation, runs_root, data_root, n_eval, seed))
+        print(f"[{i + 1}/{len(plan) + 1}] {ablation.name} (seed {ablation.config.seed}): {ablation.label}")
+        results.append(run_one(ablation, runs_root, data_root, n_eval, seed, curve_every))
     return results
 
 
@@ -256,7 +306,7 @@ def rows(results: list[Result]) -> list[dict[str, Any]]:
         row: dict[str, Any] = {"name": r.name, "label": r.label, "note": r.note}
         if r.ok:
             h, c = r.run.history, r.run.config
-            row.update({"dataset": c.dataset, "nz": c.nz, "ngf": c.ngf, "ndf": c.ndf, "init": c.init, "lr": c.lr,
+            row.update({"seed": c.seed, "dataset": c.dataset, "nz": c.nz, "ngf": c.ngf, "ndf": c.ndf, "init": c.init, "lr": c.lr,
                         "beta1": c.beta1, "batch_size": c.batch_size, "conditional": c.conditional,
                         "d_uses_labels": c.d_uses_labels, "epochs": h.epochs, "images": int(sum(h.epoch_images)),
                         "steps": h.steps, "train_seconds": round(h.wall_time, 1),
@@ -269,6 +319,70 @@ def rows(results: list[Result]) -> list[dict[str, Any]]:
                 row[key] = r.metrics[key]
         out.append(row)
     return out
+
+
+SUMMARY_KEYS = ("images", "train_seconds", "fid", "precision", "recall", "density", "coverage", "classes_covered",
+                "class_max_share", "label_accuracy", "final_d_real", "final_d_fake")
+
+
+def summary(results: list[Result]) -> list[dict[str, Any]]:
+    """One row per run name, over its seeds: the mean of each number of :func:`rows`, with its range.
+
+    ``row[key]`` is the mean over the seeds that measured it, ``row[key + "_min"]`` and
+    ``row[key + "_max"]`` the lowest and highest; ``seeds`` lists the seeds trained and
+    ``failed`` the notes of runs that diverged. Names keep the order of their first run.
+    """
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for row in rows(results):
+        groups.setdefault(row["name"] or row["label"], []).append(row)
+    out = []
+    for name, group in groups.items():
+        row: dict[str, Any] = {"name": name, "label": group[0]["label"], "note": group[0]["note"],
+                               "seeds": [r["seed"] for r in group if "seed" in r],
+                               "failed": [r["note"] for r in group if "seed" not in r]}
+        for key in SUMMARY_KEYS:
+            values = [r[key] for r in group if r.get(key) is not None]
+            if values:
+                row[key], row[f"{key}_min"], row[f"{key}_max"] = float(np.mean(values)), min(values), max(values)
+        out.append(row)
+    return out
+
+
+def separated(a: dict[str, Any], b: dict[str, Any], key: str) -> bool | None:
+    """Whether two :func:`summary` rows differ in ``key`` by more than their seeds spread: their ranges do not overlap.
+
+    None when either row lacks the number. With one seed each the ranges are points, so any
+    difference counts: read a single-seed verdict as exactly that.
+    """
+    if a.get(key) is None or b.get(key) is None:
+        return None
+    return a[f"{key}_max"] < b[f"{key}_min"] or b[f"{key}_max"] < a[f"{key}_min"]
+
+
+def summary_markdown(summary_rows: list[dict[str, Any]], floor: dict[str, Any] | None = None) -> str:
+    """A Markdown table of :func:`summary` rows: each number as its mean over the seeds, with (lowest–highest)."""
+    keys = [c for c in COLUMNS if c[0] == "label" or any(c[0] in row for row in summary_rows)]
+    lines = ["| " + " | ".join(h for _, h, _ in keys) + " | seeds |", "|" + "---|" * (len(keys) + 1)]
+    for row in summary_rows:
+        cells = []
+        for key, _, fmt in keys:
+            if key == "label":
+                cells.append(row["label"] + (f" ({len(row['failed'])} diverged)" if row["failed"] else ""))
+            elif row.get(key) is None:
+                cells.append("–")
+            else:
+                mean = tables.cell(row[key], fmt)
+                if fmt in ("{:d}", "{:,}"):  # counts: a mean over seeds may fall between two
+                    mean = fmt.format(int(row[key])) if float(row[key]).is_integer() else f"{row[key]:,.1f}"
+                lo, hi = row[f"{key}_min"], row[f"{key}_max"]
+                spread = "" if lo == hi else f" ({tables.cell(lo, fmt)}–{tables.cell(hi, fmt)})"
+                cells.append(mean + spread)
+        lines.append("| " + " | ".join(cells) + f" | {', '.join(map(str, row['seeds'])) or '–'} |")
+    if floor is not None:
+        lines.append("| real MNIST (floor) | " + " | ".join(
+            "–" if key in ("images", "train_seconds") or floor.get(key) is None else tables.cell(floor[key], fmt)
+            for key, _, fmt in keys[1:]) + " | – |")
+    return "\n".join(lines)
 
 
 def markdown_table(results: list[Result], floor: dict[str, Any] | None = None) -> str:
@@ -312,6 +426,38 @@ def save_table(results: list[Result], folder: str | os.PathLike, stem: str = "ab
 
 
 # --------------------------------------------------------------------------- figure
+
+
+def curve_figure(results: list[Result], keys: tuple[str, ...] = ("fid", "precision", "recall")) -> Figure:
+    """Each measured run's curve (``History.curve``) against training images: one panel per key.
+
+    One colour per run name, one line style per seed, so the seeds of a setting read as a band
+    and a difference smaller than it is visibly noise. FID is drawn on a log scale.
+    """
+    measured = [r for r in results if r.ok and r.run.history.curve]
+    if not measured:
+        raise ValueError("no run has a curve: train them with run_plan(..., curve_every=images)")
+    fig, axes = plt.subplots(1, len(keys), figsize=(5.2 * len(keys), 3.8), squeeze=False)
+    names = list(dict.fromkeys(r.name or r.label for r in measured))
+    colours = {name: plt.get_cmap("tab20")(i % 20) for i, name in enumerate(names)}
+    styles = ("-", "--", ":", "-.")
+    seen_seeds: dict[str, list[int]] = {}
+    for r in measured:
+        name = r.name or r.label
+        seeds = seen_seeds.setdefault(name, [])
+        seeds.append(r.run.config.seed)
+        curve = r.run.history.curve
+        x = [point["images"] for point in curve]
+        for ax, key in zip(axes[0], keys):
+            ax.plot(x, [point.get(key) for point in curve], styles[(len(seeds) - 1) % len(styles)],
+                    color=colours[name], marker=".", lw=1.2, label=r.label if len(seeds) == 1 else None)
+    for ax, key in zip(axes[0], keys):
+        ax.set(xlabel="training images", ylabel=key, title=f"{key} ({CURVE_SAMPLES:,} samples) along training")
+        if key == "fid":
+            ax.set_yscale("log")
+    axes[0][-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    fig.tight_layout()
+    return fig
 
 
 def comparison_figure(results: list[Result], n: int = 16, smooth: int = 25) -> Figure:

@@ -11,6 +11,7 @@ start, then at most one every ``interval`` seconds, and one at the end.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Iterable, Iterator
@@ -92,6 +93,21 @@ class _Silent(TextProgress):
         pass
 
 
+_quiet_depth = 0
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """Inside this block :func:`progress` shows nothing: for short work repeated inside a longer
+    one (the measurements a training run takes along the way), whose bars would bury the run's own."""
+    global _quiet_depth
+    _quiet_depth += 1
+    try:
+        yield
+    finally:
+        _quiet_depth -= 1
+
+
 def progress(iterable: Iterable | None = None, total: int | None = None, desc: str = "",
              interval: float = 15.0, unit: str = "it", leave: bool = True):
     """Wrap ``iterable`` (or count with ``update``) with a progress display fit for where we run.
@@ -99,7 +115,7 @@ def progress(iterable: Iterable | None = None, total: int | None = None, desc: s
     Returns an object with tqdm's ``update``, ``set_postfix`` and ``close`` methods,
     usable as an iterator and as a context manager.
     """
-    mode = choose_mode()
+    mode = "off" if _quiet_depth else choose_mode()
     if mode == "bar":
         from tqdm.auto import tqdm
 

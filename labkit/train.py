@@ -187,6 +187,8 @@ class History:
     penalty, 0 without one). Per epoch: ``samples`` (fixed-noise images, index 0
     is before training), ``epoch_seconds`` and ``epoch_images``. ``fast_path``
     names the CPU fast path the run trained with (see :mod:`labkit.fastpath`).
+    ``curve`` holds what ``fit(measure=...)`` measured along the run, one dict per
+    point: ``images`` and ``step`` reached, ``seconds`` of training, then the measures.
     """
 
     d_loss: list[float] = field(default_factory=list)
@@ -201,6 +203,7 @@ class History:
     epoch_seconds: list[float] = field(default_factory=list)
     epoch_images: list[int] = field(default_factory=list)
     fast_path: str = "off"
+    curve: list[dict[str, Any]] = field(default_factory=list)
 
     STEP_FIELDS = ("d_loss", "g_loss", "d_real", "d_fake", "g_grad_norm", "gp")
 
@@ -229,6 +232,7 @@ class History:
         out["samples"] = [s.clone() for s in self.samples]
         out["sample_labels"] = self.sample_labels
         out["fast_path"] = self.fast_path
+        out["curve"] = [dict(point) for point in self.curve]
         return out
 
     @classmethod
@@ -458,16 +462,35 @@ def choose_fast_path(G: nn.Module, D: nn.Module, images: torch.Tensor, labels: t
 # --------------------------------------------------------------------------- fit
 
 
-def _check_watch(watch: Any, watch_every: Any) -> None:
+def _check_watch(watch: Any, watch_every: Any, measure: Any = None, measure_every: Any = None) -> None:
     if watch is not None and not callable(watch):
         raise ValueError(f"watch must be None or a callable watch(step, seconds, images), got {type(watch).__name__}")
     if isinstance(watch_every, bool) or not isinstance(watch_every, int) or watch_every < 1:
         raise ValueError(f"watch_every must be a positive number of steps, got {watch_every!r}")
+    if measure is not None and not callable(measure):
+        raise ValueError(f"measure must be None or a callable measure(G) -> dict, got {type(measure).__name__}")
+    if measure is not None and (isinstance(measure_every, bool) or not isinstance(measure_every, int) or measure_every < 1):
+        raise ValueError(f"measure needs measure_every, a positive number of training images, got {measure_every!r}")
+
+
+def _measure_point(measure: Callable[[nn.Module], dict[str, Any]], G: nn.Module, images: int, step: int,
+                   seconds: float) -> dict[str, Any]:
+    """``measure(G)`` with G in eval mode (no BatchNorm statistics updated), then back in training mode."""
+    G.eval()
+    try:
+        values = measure(G)
+    finally:
+        G.train()
+    if not isinstance(values, dict):
+        raise ValueError(f"measure(G) must return a dict of numbers, got {type(values).__name__}")
+    values = {k: v.item() if hasattr(v, "item") else v for k, v in values.items()}  # numpy and torch scalars
+    return {"images": images, "step": step, "seconds": round(seconds, 3), **values}
 
 
 def fit(G: nn.Module, D: nn.Module, data, config: TrainConfig | None = None, run_dir: str | Path | None = None,
         resume: bool = False, watch: Callable[[int, float, torch.Tensor], None] | None = None,
-        watch_every: int = 50, **overrides: Any) -> History:
+        watch_every: int = 50, measure: Callable[[nn.Module], dict[str, Any]] | None = None,
+        measure_every: int | None = None, **overrides: Any) -> History:
     """Train ``G`` against ``D`` on ``data`` (a dataset, or an ``(images, labels)`` pair of tensors).
 
     ``config`` defaults to :class:`TrainConfig`; keyword arguments override its
@@ -481,8 +504,15 @@ def fit(G: nn.Module, D: nn.Module, data, config: TrainConfig | None = None, run
     the fixed noise of ``History.samples``: samples seen while they form (e.g.
     :class:`labkit.plots.LiveSamples`). Watching changes nothing in the run, and its
     time is not counted as training time.
+
+    ``measure(G)`` is called each time the run has seen another ``measure_every`` real
+    images, and after the last step, with G in eval mode; what it returns is kept in
+    ``History.curve`` with the images, step and seconds reached (for curves of FID
+    against images seen: :func:`labkit.compare.curve_probe`). It must leave G's
+    parameters alone and draw from its own random generator: then the run is the same
+    as without it, and its time is not counted as training time either.
     """
-    _check_watch(watch, watch_every)
+    _check_watch(watch, watch_every, measure, measure_every)
     config = (config or TrainConfig()).replace(**overrides) if overrides else (config or TrainConfig())
     device = resolve_device(config.device)
     run_path = Path(run_dir) if run_dir is not None else None
@@ -557,7 +587,10 @@ def fit(G: nn.Module, D: nn.Module, data, config: TrainConfig | None = None, run
         perm = torch.randperm(n, generator=gen).to(device)
         stats: list[torch.Tensor] = []
         t0 = time.perf_counter()
-        watched = 0.0  # seconds spent in watch, left out of the epoch's training time
+        watched = 0.0  # seconds spent in watch and measure, left out of the epoch's training time
+        images_done = sum(history.epoch_images)
+        seen_before = 0  # images of this epoch before the current step
+        pending: list[dict[str, Any]] = []  # this epoch's measured points, kept once the epoch is
         bar = progress(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{config.epochs}", unit="step")
         for step, batches in enumerate(step_batches):
             for start, stop in batches:
@@ -577,6 +610,16 @@ def fit(G: nn.Module, D: nn.Module, data, config: TrainConfig | None = None, run
                     w0 = time.perf_counter()
                     watch(done, trained_seconds + w0 - t0 - watched, _snapshot(G, fixed_z, fixed_labels, device))
                     watched += time.perf_counter() - w0
+            if measure is not None:
+                seen = seen_before + sum(stop - start for start, stop in batches)
+                last = epoch + 1 == config.epochs and step + 1 == steps_per_epoch
+                if (images_done + seen) // measure_every > (images_done + seen_before) // measure_every or last:
+                    w0 = time.perf_counter()
+                    history_steps = len(history.d_loss) + len(stats)
+                    pending.append(_measure_point(measure, G, images_done + seen, history_steps,
+                                                  trained_seconds + w0 - t0 - watched))
+                    watched += time.perf_counter() - w0
+                seen_before = seen
         bar.close()
         seconds = time.perf_counter() - t0 - watched
         trained_seconds += seconds
@@ -588,6 +631,7 @@ def fit(G: nn.Module, D: nn.Module, data, config: TrainConfig | None = None, run
         history.epoch_of_step.extend([epoch + 1] * len(stats))
         history.epoch_seconds.append(seconds)
         history.epoch_images.append(sum(stop - start for batches in step_batches[:len(stats)] for start, stop in batches))
+        history.curve.extend(pending)
         history.samples.append(_snapshot(G, fixed_z, fixed_labels, device))
         if run_path is not None:
             _atomic_save({
@@ -599,7 +643,8 @@ def fit(G: nn.Module, D: nn.Module, data, config: TrainConfig | None = None, run
             _atomic_write_text(json.dumps(history.summary() | {
                 "d_loss": history.d_loss, "g_loss": history.g_loss, "d_real": history.d_real,
                 "d_fake": history.d_fake, "g_grad_norm": history.g_grad_norm, "gp": history.gp,
-                "epoch_seconds": history.epoch_seconds, "epoch_images": history.epoch_images}), run_path / HISTORY_JSON)
+                "epoch_seconds": history.epoch_seconds, "epoch_images": history.epoch_images,
+                "curve": history.curve}), run_path / HISTORY_JSON)
     return history
 
 
@@ -640,15 +685,17 @@ def load_run(run_dir: str | Path, device: str = "auto") -> Run:
 
 def fit_or_load(config: TrainConfig | None = None, runs_root: str | Path = "runs", name: str | None = None,
                 data=None, data_root: str | None = None, watch: Callable[[int, float, torch.Tensor], None] | None = None,
-                watch_every: int = 50, **overrides: Any) -> Run:
+                watch_every: int = 50, measure: Callable[[nn.Module], dict[str, Any]] | None = None,
+                measure_every: int | None = None, **overrides: Any) -> Run:
     """Return a trained run for ``config``: loaded when ``runs_root`` already has it, trained otherwise.
 
     The run lives in ``runs_root/<name>-<hash of config>``; a finished run there
     is loaded without training, an unfinished one (a kill, a closed laptop) is
     resumed. ``data`` defaults to the config's dataset with ``n_train`` images.
-    ``watch`` and ``watch_every`` go to :func:`fit` when it trains.
+    ``watch``, ``watch_every``, ``measure`` and ``measure_every`` go to :func:`fit` when
+    it trains (a reloaded run keeps the curve it was trained with, if any).
     """
-    _check_watch(watch, watch_every)
+    _check_watch(watch, watch_every, measure, measure_every)
     config = (config or TrainConfig()).replace(**overrides) if overrides else (config or TrainConfig())
     folder = run_folder(runs_root, name or config.model, config)
     if (folder / CHECKPOINT).exists():
@@ -666,7 +713,8 @@ def fit_or_load(config: TrainConfig | None = None, runs_root: str | Path = "runs
     resume = (folder / CHECKPOINT).exists()
     if resume:
         print(f"resuming unfinished run {folder}")
-    history = fit(G, D, data, config, run_dir=folder, resume=resume, watch=watch, watch_every=watch_every)
+    history = fit(G, D, data, config, run_dir=folder, resume=resume, watch=watch, watch_every=watch_every,
+                  measure=measure, measure_every=measure_every)
     G.eval()
     D.eval()
     return Run(G, D, history, config, folder)

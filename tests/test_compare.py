@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import functools
 import json
 
 import pytest
@@ -128,3 +129,70 @@ def test_a_diverged_run_is_reported_not_raised(tmp_path, monkeypatch):
     ablation = compare.Ablation("lr-high", "lr = 1", TrainConfig(**TINY))
     result = compare.run_one(ablation, tmp_path)
     assert not result.ok and "diverged" in result.note and result.name == "lr-high"
+
+
+# ----------------------------------------------------------------------------- seeds and curves
+
+
+def test_plan_with_seeds_trains_every_setting_once_per_seed(tmp_path):
+    base = TrainConfig(device="cpu", seed=3)
+    default, plan, _ = compare.lab1_plan(base, images=60_000, data_root=tmp_path, seeds=(3, 4))
+    assert default.config.seed == 3 and default.config == base.replace(epochs=1)
+    assert [(a.name, a.config.seed) for a in plan[:3]] == [(compare.DEFAULT_NAME, 4), ("nz-2", 3), ("nz-2", 4)]
+    by_name = {}
+    for a in plan:
+        by_name.setdefault(a.name, []).append(a.config.seed)
+    assert all(seeds == [3, 4] for name, seeds in by_name.items() if name != compare.DEFAULT_NAME)
+    assert len({a.config.identity() for a in (default, *plan)}) == 1 + len(plan)  # every run its own folder
+    assert "seed 4" in compare.describe(default, plan)
+    for bad in ((), (1, 1), (-1,), (True,)):
+        with pytest.raises(ValueError, match="seeds"):
+            compare.lab1_plan(base, images=60_000, data_root=tmp_path, seeds=bad)
+    single, single_plan, _ = compare.lab1_plan(base, images=60_000, data_root=tmp_path)
+    assert single.config.seed == 3 and [a.name for a in single_plan][0] == "nz-2"  # one seed: as before
+
+
+def test_summary_averages_seeds_and_says_which_differences_exceed_them(tmp_path):
+    runs = [tiny_run(tmp_path, "default", seed=s) for s in (0, 1)] + [tiny_run(tmp_path, "nz-2", nz=2, seed=s)
+                                                                      for s in (0, 1)]
+    results = [compare.Result("default", runs[0], dict(FAKE_METRICS, fid=10.0, classes_covered=9), name="default"),
+               compare.Result("default", runs[1], dict(FAKE_METRICS, fid=14.0, classes_covered=10), name="default"),
+               compare.Result("nz = 2", runs[2], dict(FAKE_METRICS, fid=30.0, precision=0.65), name="nz-2"),
+               compare.Result("nz = 2", runs[3], dict(FAKE_METRICS, fid=20.0, precision=0.75), name="nz-2"),
+               compare.Result("lr 1", None, None, note="diverged: d_loss became nan", name="lr")]
+    rows = {row["name"]: row for row in compare.summary(results)}
+    default, nz2 = rows["default"], rows["nz-2"]
+    assert default["seeds"] == [0, 1] and (default["fid"], default["fid_min"], default["fid_max"]) == (12.0, 10.0, 14.0)
+    assert default["classes_covered"] == 9.5 and rows["lr"]["failed"] == ["diverged: d_loss became nan"]
+    assert compare.separated(default, nz2, "fid") is True  # 10-14 against 20-30
+    assert compare.separated(default, nz2, "precision") is False  # 0.7 inside 0.65-0.75
+    assert compare.separated(default, rows["lr"], "fid") is None
+    table = compare.summary_markdown(list(rows.values()), floor=dict(FAKE_METRICS, fid=0.9))
+    assert "| default | 32 |" in table and "12.00 (10.00–14.00)" in table and "9.5 (9–10)" in table
+    assert "| 0, 1 |" in table and "(1 diverged)" in table and "real MNIST (floor)" in table
+
+
+def test_curves_are_measured_while_training_and_drawn(tmp_path, monkeypatch):
+    calls = []
+
+    def fake_probe(n=1000, seed=0, device="auto", root=None):
+        def measure(G):
+            calls.append(seed)
+            return {"fid": 50.0 / (len(calls) + 1), "precision": 0.1 * len(calls), "recall": 0.5}
+        return measure
+
+    monkeypatch.setattr(compare, "curve_probe", fake_probe)
+    gen = torch.Generator().manual_seed(0)
+    data = (torch.rand(32, 1, 32, 32, generator=gen) * 2 - 1, torch.randint(0, 10, (32,), generator=gen))
+    monkeypatch.setattr(compare.train, "fit_or_load", functools.partial(train.fit_or_load, data=data))
+    monkeypatch.setattr(compare, "evaluate_run", lambda run, *a, **k: dict(FAKE_METRICS))
+    default = compare.Ablation("default", "default", TrainConfig(**{**TINY, "epochs": 2}, n_train=32))
+    plan = [compare.Ablation("default", "default", default.config.replace(seed=1))]
+    results = compare.run_plan(default, plan, runs_root=tmp_path, curve_every=16)
+    assert [len(r.run.history.curve) for r in results] == [4, 4]  # every 16 of 2 x 32 images
+    assert [p["images"] for p in results[0].run.history.curve] == [16, 32, 48, 64]
+    fig = compare.curve_figure(results)
+    assert len(fig.axes) == 3 and fig.axes[0].get_yscale() == "log"
+    assert len(fig.axes[0].lines) == 2 and fig.axes[0].lines[1].get_linestyle() == "--"  # seed 1: dashed
+    with pytest.raises(ValueError, match="curve_every"):
+        compare.curve_figure([compare.Result("x", tiny_run(tmp_path, "plain"), None)])

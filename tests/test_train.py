@@ -230,3 +230,51 @@ def test_batch_sizes_that_do_not_divide_the_data_train_on_all_of_it():
     small = TrainConfig(**{**TINY, "batch_size": 28})  # 64 = 2 * 28 + 8: the last 8 join the batch before
     _, _, history = run(small)
     assert history.epoch_images == [64] and history.steps == 2
+
+
+def test_measuring_along_the_run_changes_nothing_and_is_kept(tmp_path):
+    config = TrainConfig(**{**TINY, "epochs": 2, "batch_size": 24})  # 3 steps of 24, 24 and 16 images per epoch
+    seen = []
+
+    def measure(G):
+        assert not G.training  # eval mode: BatchNorm statistics untouched
+        seen.append(len(seen))
+        with torch.no_grad():
+            out = G(torch.randn(4, G.nz, generator=torch.Generator().manual_seed(5)))
+        return {"mean": out.mean(), "calls": len(seen)}  # a tensor scalar is stored as a number
+
+    G_plain, _, plain = run(config)
+    G_measured, _, measured = run(config, run_dir=tmp_path / "m", measure=measure, measure_every=40)
+    assert measured.d_loss == plain.d_loss and measured.g_loss == plain.g_loss
+    for p, q in zip(G_plain.state_dict().values(), G_measured.state_dict().values()):
+        assert torch.equal(p, q)
+    # images seen after each step: 24, 48, 64 | 88, 112, 128; a point when a multiple of 40 is passed, and at the end
+    assert [(p["images"], p["step"]) for p in measured.curve] == [(48, 2), (88, 4), (128, 6)]
+    assert all(isinstance(p["mean"], float) and p["seconds"] >= 0 for p in measured.curve)
+    loaded = train.load_run(tmp_path / "m", device="cpu")
+    assert loaded.history.curve == measured.curve
+    assert json.loads((tmp_path / "m" / train.HISTORY_JSON).read_text())["curve"] == measured.curve
+
+
+def test_a_resumed_run_measures_the_same_curve(tmp_path):
+    config = TrainConfig(**{**TINY, "epochs": 3})
+
+    def measure(G):
+        with torch.no_grad():
+            return {"mean": float(G(torch.randn(4, G.nz, generator=torch.Generator().manual_seed(1))).mean())}
+
+    _, _, full = run(config, run_dir=tmp_path / "full", measure=measure, measure_every=32)
+    run(config.replace(epochs=1), run_dir=tmp_path / "split", measure=measure, measure_every=32)
+    G, D = train.build_models(config)
+    resumed = train.fit(G, D, tiny_data(), config, run_dir=tmp_path / "split", resume=True, measure=measure,
+                        measure_every=32)
+    strip = lambda curve: [{k: v for k, v in p.items() if k != "seconds"} for p in curve]
+    assert strip(resumed.curve) == strip(full.curve) and len(full.curve) == 6
+
+
+@pytest.mark.parametrize("kwargs, message", [(dict(measure=lambda G: {}, measure_every=None), "measure_every"),
+                                             (dict(measure=lambda G: {}, measure_every=0), "measure_every"),
+                                             (dict(measure="fid", measure_every=10), "measure must be")])
+def test_bad_measure_arguments_are_refused_before_training(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        run(TrainConfig(**TINY), **kwargs)
