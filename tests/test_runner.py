@@ -88,3 +88,15 @@ def test_report_table_puts_the_floor_last_or_says_why_it_is_missing():
     failed = report.table([row], {"model": "floor unavailable: no MNIST test set"})
     assert failed[-1][0] == "floor unavailable: no MNIST test set"
     assert len(report.table([row], None)) == 2  # header and the row
+
+
+def test_quick_profile_gives_lab_1_a_full_epoch_in_small_batches():
+    solutions = sorted((Path(__file__).resolve().parents[1] / "solutions").glob("*.ipynb"))
+    params = {nb.stem: p for nb, p in runner.plan(solutions, "quick", {}).items()}
+    for stem in ("01_dcgan", "02_cgan"):
+        assert params[stem]["n_train"] is None and params[stem]["batch_size"] == 32 and params[stem]["epochs"] == 1
+        assert params[stem]["ablation_images"] == 4096
+    assert params["03_wgan_metrics"]["n_train"] == 4096 and "batch_size" not in params["03_wgan_metrics"]
+    mine = {nb.stem: p for nb, p in runner.plan(solutions, "quick", {"batch_size": 64}).items()}
+    assert mine["01_dcgan"]["batch_size"] == 64 and mine["03_wgan_metrics"]["batch_size"] == 64  # PARAMS win
+    assert {nb.stem: p for nb, p in runner.plan(solutions, "full", {}).items()}["01_dcgan"] == {}
