@@ -13,7 +13,10 @@ Prints one line per probe and the two times (seconds of training, and seconds si
 script started), the host's CPU kind (with or without native bf16), so a result says where it
 was measured. Probing is not counted as training time, but it is part of the wall time.
 
-    python benchmarks/first_digits.py [--batch-size 128] [--budget 600] [--probe-every 25]
+    python benchmarks/first_digits.py [--batch-size 128] [--budget 600] [--probe-every 25] [--save samples.png]
+
+``--save`` writes the last probe's first 100 samples as a grid, titled with the step, the
+seconds and the classifier's reading: look at the digits the criterion counted.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ def main() -> None:
     parser.add_argument("--readable", type=float, default=0.6, help="share of samples read with confidence >= 0.9")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--save", default=None, help="PNG of the last probe's samples")
     args = parser.parse_args()
 
     config = TrainConfig(batch_size=args.batch_size, seed=args.seed, device=args.device, n_samples=1000,
@@ -53,6 +57,7 @@ def main() -> None:
     net = metrics.load_feature_net(config.device)
     device = next(net.parameters()).device
     probes: list[dict] = []
+    last_samples: list[torch.Tensor] = []
 
     def probe(step: int, seconds: float, samples: torch.Tensor) -> None:
         with torch.no_grad():
@@ -63,6 +68,7 @@ def main() -> None:
                "classes": int((shares >= metrics.COVERED_SHARE).sum()), "min_share": float(shares.min()),
                "readable": float((confidence >= CONFIDENT).double().mean())}
         probes.append(row)
+        last_samples[:] = [samples[:100]]
         print(f"step {step:5d}  training {seconds:6.1f} s  wall {row['wall_s']:6.1f} s  "
               f"classes >= 5 %: {row['classes']:2d}  smallest share {row['min_share']:.3f}  "
               f"readable {row['readable']:.2f}", flush=True)
@@ -86,6 +92,12 @@ def main() -> None:
               f"after {last['step']} steps: {last['train_s']:.0f} s of training, {last['wall_s']:.0f} s since start")
     else:
         print(f"\n{outcome}")
+    if args.save and last_samples and last:
+        from labkit import plots
+
+        title = (f"batch {config.batch_size}, step {last['step']}: {last['train_s']:.0f} s of training, "
+                 f"{last['classes']} classes >= 5 %, {last['readable']:.0%} readable")
+        print("samples:", plots.save(plots.sample_grid(last_samples[0], nrow=10, title=title), args.save))
 
 
 if __name__ == "__main__":

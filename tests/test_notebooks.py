@@ -136,3 +136,17 @@ def test_handout_runs_end_to_end_on_labkit_reference(path, workdir):
     assert not [t for t in texts if "Claims of question" in t], "the handout shows the solution's claims"
     for q in QUESTIONS.get(path.stem, []):  # the measurements stay: students answer from them
         assert [t for t in texts if f"Evidence for question {q}" in t], f"question {q}: the handout lost its evidence"
+
+
+@pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: p.stem)
+def test_labs_module_names_the_runs_the_notebook_trains(path, workdir):
+    """labkit.labs (what the quality benchmark trains) builds the very configs the notebook trained with."""
+    from labkit import labs, train
+
+    executed_solution(path, workdir)
+    expected = labs.configs(path.stem, **small_parameters(path, workdir))
+    assert expected, f"labkit.labs has no runs for {path.stem}"
+    for name, config in expected.items():
+        folder = train.run_folder(workdir / "runs", name, config)
+        assert (folder / train.CHECKPOINT).is_file(), (
+            f"{path.stem} trained no run {folder.name}: labkit.labs.{name} no longer matches the notebook's config")
