@@ -231,15 +231,17 @@ def curve_probe(n: int = CURVE_SAMPLES, seed: int = 0, device: str = "auto",
 
 
 def run_one(ablation: Ablation, runs_root: str | os.PathLike, data_root: str | os.PathLike | None = None,
-            n_eval: int = 10_000, seed: int = 0, curve_every: int | None = None) -> Result:
+            n_eval: int = 10_000, seed: int = 0, curve_every: int | None = None, measure=None) -> Result:
     """Train (or reload) one run and evaluate it; a diverged run is reported, not raised.
 
-    ``curve_every``: measure the run every that many images while it trains (:func:`curve_probe`),
-    for :func:`curve_figure`. Digit metrics only: CIFAR-10 runs are never measured.
+    ``curve_every``: measure the run every that many images while it trains, with ``measure``
+    (default: a :func:`curve_probe`), for :func:`curve_figure`. Digit metrics only: CIFAR-10
+    runs are never measured.
     """
-    measure = None
-    if curve_every is not None and ablation.config.dataset == "mnist":
-        measure = curve_probe(seed=seed, device=ablation.config.device, root=data_root)
+    if curve_every is None or ablation.config.dataset != "mnist":
+        measure = None
+    elif measure is None:
+        measure = curve_probe(n=min(CURVE_SAMPLES, n_eval), seed=seed, device=ablation.config.device, root=data_root)
     try:
         run = train.fit_or_load(ablation.config, runs_root=runs_root, name=ablation.name, data_root=data_root,
                                 measure=measure, measure_every=curve_every)
@@ -254,12 +256,16 @@ def run_plan(default: Ablation, plan: list[Ablation], runs_root: str | os.PathLi
              curve_every: int | None = None) -> list[Result]:
     """The default run and every ablation, trained or reloaded, with their metrics. Default first.
 
-    ``curve_every`` measures each run along the way (see :func:`run_one`).
+    ``curve_every`` measures each run along the way (see :func:`run_one`), on
+    ``min(CURVE_SAMPLES, n_eval)`` samples with one probe for all runs.
     """
+    measure = None
+    if curve_every is not None:
+        measure = curve_probe(n=min(CURVE_SAMPLES, n_eval), seed=seed, device=default.config.device, root=data_root)
     results = []
     for i, ablation in enumerate((default, *plan)):
         print(f"[{i + 1}/{len(plan) + 1}] {ablation.name} (seed {ablation.config.seed}): {ablation.label}")
-        results.append(run_one(ablation, runs_root, data_root, n_eval, seed, curve_every))
+        results.append(run_one(ablation, runs_root, data_root, n_eval, seed, curve_every, measure))
     return results
 
 
@@ -452,7 +458,7 @@ def curve_figure(results: list[Result], keys: tuple[str, ...] = ("fid", "precisi
             ax.plot(x, [point.get(key) for point in curve], styles[(len(seeds) - 1) % len(styles)],
                     color=colours[name], marker=".", lw=1.2, label=r.label if len(seeds) == 1 else None)
     for ax, key in zip(axes[0], keys):
-        ax.set(xlabel="training images", ylabel=key, title=f"{key} ({CURVE_SAMPLES:,} samples) along training")
+        ax.set(xlabel="training images", ylabel=key, title=f"{key} along training")
         if key == "fid":
             ax.set_yscale("log")
     axes[0][-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
