@@ -17,6 +17,7 @@ was measured. Probing is not counted as training time, but it is part of the wal
 
 ``--save`` writes the last probe's first 100 samples as a grid, titled with the step, the
 seconds and the classifier's reading: look at the digits the criterion counted.
+``--save-at 120 at-2-minutes.png`` also writes the first probe at or after 120 s since start.
 """
 
 from __future__ import annotations
@@ -48,7 +49,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--save", default=None, help="PNG of the last probe's samples")
+    parser.add_argument("--save-at", nargs=2, metavar=("SECONDS", "PNG"), default=None,
+                        help="PNG of the first probe at least SECONDS after the start")
     args = parser.parse_args()
+    save_at = (float(args.save_at[0]), args.save_at[1]) if args.save_at else None
 
     config = TrainConfig(batch_size=args.batch_size, seed=args.seed, device=args.device, n_samples=1000,
                          epochs=max(1, int(args.budget // 30)))  # far more epochs than the budget allows
@@ -58,6 +62,15 @@ def main() -> None:
     device = next(net.parameters()).device
     probes: list[dict] = []
     last_samples: list[torch.Tensor] = []
+    saved_at: list = []
+
+    def save_grid(samples: torch.Tensor, row: dict, path: str):
+        from labkit import plots
+
+        title = (f"batch {config.batch_size}, step {row['step']}: {row['wall_s']:.0f} s since start, "
+                 f"{row['classes']} classes >= 5 %, {row['readable']:.0%} readable")
+        print("samples:", plots.save(plots.sample_grid(samples, nrow=10, title=title), path), flush=True)
+        return path
 
     def probe(step: int, seconds: float, samples: torch.Tensor) -> None:
         with torch.no_grad():
@@ -69,6 +82,8 @@ def main() -> None:
                "readable": float((confidence >= CONFIDENT).double().mean())}
         probes.append(row)
         last_samples[:] = [samples[:100]]
+        if save_at and row["wall_s"] >= save_at[0] and not saved_at:
+            saved_at.append(save_grid(samples[:100], row, save_at[1]))
         print(f"step {step:5d}  training {seconds:6.1f} s  wall {row['wall_s']:6.1f} s  "
               f"classes >= 5 %: {row['classes']:2d}  smallest share {row['min_share']:.3f}  "
               f"readable {row['readable']:.2f}", flush=True)
@@ -93,11 +108,7 @@ def main() -> None:
     else:
         print(f"\n{outcome}")
     if args.save and last_samples and last:
-        from labkit import plots
-
-        title = (f"batch {config.batch_size}, step {last['step']}: {last['train_s']:.0f} s of training, "
-                 f"{last['classes']} classes >= 5 %, {last['readable']:.0%} readable")
-        print("samples:", plots.save(plots.sample_grid(last_samples[0], nrow=10, title=title), args.save))
+        save_grid(last_samples[0], last, args.save)
 
 
 if __name__ == "__main__":
