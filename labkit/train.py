@@ -590,7 +590,7 @@ def fit(G: nn.Module, D: nn.Module, data, config: TrainConfig | None = None, run
         watched = 0.0  # seconds spent in watch and measure, left out of the epoch's training time
         images_done = sum(history.epoch_images)
         seen_before = 0  # images of this epoch before the current step
-        pending: list[dict[str, Any]] = []  # this epoch's measured points, kept once the epoch is
+        pending: list[dict[str, Any]] = []  # this epoch's measured points, added to history when it ends
         bar = progress(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{config.epochs}", unit="step")
         for step, batches in enumerate(step_batches):
             for start, stop in batches:
