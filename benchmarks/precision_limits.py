@@ -34,9 +34,15 @@ VARIANTS: dict[str, tuple[str, dict]] = {
 }
 
 
-def at_time(curve: list[dict], seconds: float) -> dict:
-    """The curve's point whose training time is closest to ``seconds``."""
-    return min(curve, key=lambda p: abs(p["seconds"] - seconds))
+def at_time(run: dict, seconds: float) -> dict:
+    """The point of ``run``'s curve closest to ``seconds`` of its training, at its typical speed.
+
+    The run's speed is the median images per second over its epochs, so that an epoch slowed
+    by another job on the same core does not shift the comparison.
+    """
+    rates = [images / s for images, s in zip(run["epoch_images"], run["epoch_seconds"]) if s > 0]
+    images = seconds * sorted(rates)[len(rates) // 2]
+    return min(run["curve"], key=lambda p: abs(p["images"] - images))
 
 
 def main() -> None:
@@ -68,7 +74,8 @@ def main() -> None:
                                 measure=probe, measure_every=args.every)
         scores = compare.evaluate_run(run, n=args.n_eval, seed=args.seed, root=args.data_root)
         results.append({"key": key, "label": label, "run_dir": str(run.run_dir), "curve": run.history.curve,
-                        "wall_time": run.history.wall_time, "final": {k: scores[k] for k in (
+                        "wall_time": run.history.wall_time, "epoch_images": run.history.epoch_images,
+                        "epoch_seconds": run.history.epoch_seconds, "final": {k: scores[k] for k in (
                             "fid", "precision", "recall", "density", "coverage", "classes_covered")}})
         print(f"\n{label} ({time.perf_counter() - start:.0f} s here, {run.history.wall_time:.0f} s of training)")
         for p in run.history.curve:
@@ -81,12 +88,13 @@ def main() -> None:
 
     by_key = {r["key"]: r for r in results}
     if "default" in by_key:
-        print("\nat equal training time (1,000-sample points): each variant's last point, the default's closest one")
+        print("\nat equal training time (1,000-sample points): each variant's last point, and the default's point "
+              "closest to the variant's training time at the default's median speed")
         for r in results:
             if r["key"] == "default":
                 continue
             mine = r["curve"][-1]
-            theirs = at_time(by_key["default"]["curve"], mine["seconds"])
+            theirs = at_time(by_key["default"], r["wall_time"])
             for who, p in ((r["label"], mine), ("  default", theirs)):
                 print(f"  {who:<45} {p['images']:>9,} images {p['seconds']:>6.0f} s  FID {p['fid']:7.2f}  "
                       f"precision {p['precision']:.3f}  recall {p['recall']:.3f}")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 QUALITY = ROOT / "benchmarks" / "quality.py"
+DATA = str(Path(os.environ.get("LABKIT_DATA", ROOT / "data")).resolve())  # as the other tests, not a fresh download
 
 
 def quality(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -19,8 +20,8 @@ def quality(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 
 def test_quality_benchmark_reports_every_seed_and_target_and_reuses_its_runs(tmp_path):
-    args = ("--quick", "--runs", str(tmp_path / "runs"), "--n-eval", "200", "--models", "dcgan-default", "cgan-default",
-            "--seeds", "0", "1")
+    args = ("--quick", "--runs", str(tmp_path / "runs"), "--n-eval", "200", "--data-root", DATA,
+            "--models", "dcgan-default", "cgan-default", "--seeds", "0", "1")
     first = quality(*args, cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-3000:]
     report = json.loads((tmp_path / "runs" / "quality.json").read_text())
