@@ -31,6 +31,7 @@ THIS_REPO = re.compile(r"(?:github\.com|colab\.research\.google\.com/github)/lab
 NOT_REFERENCES = {
     "report.md": "labkit/report.py writes it into a run folder",
     "metrics_on_known_failures.md": "notebook 03 writes it into run_dir",
+    "quality.md": "benchmarks/quality.py writes it into the folder of its runs",
     "stem.md": "labkit.results.save writes <stem>.md",
     "alice.ipynb": "a student's submission, the example of labkit/grading/submissions.py",
 }
