@@ -29,7 +29,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -739,38 +739,51 @@ class _Samples:
     feat_seconds: float
 
 
-def _sample(G: Any, n: int, labels: torch.Tensor | None, seed: int, net: DigitClassifier, dev: torch.device,
-            batch_size: int, desc: str, truncation: float | None = None) -> _Samples:
-    """Generate n images from G in batches (eval mode, no grad, own RNG) and featurise them on the fly."""
+def generated_batches(G: Any, n: int, labels: torch.Tensor | None, seed: int, batch_size: int,
+                      device: torch.device, truncation: float | None = None) -> Iterator[torch.Tensor]:
+    """G's images for ``n`` samples, one batch at a time, as every evaluation draws them.
+
+    z comes from :func:`truncated_noise` with its own ``torch.Generator`` seeded by ``seed``
+    (the global RNG is untouched, so a seed always gives the same images); a conditional G
+    gets ``labels[i]`` for sample i. G runs in eval mode under no_grad (only around its own
+    call: the caller's code between batches keeps its grad mode) and gets its mode back at the end.
+    """
     gen = torch.Generator().manual_seed(seed)
-    g_dev = _generator_device(G, dev)
+    g_dev = _generator_device(G, device)
     was_training = getattr(G, "training", False)
     if isinstance(G, nn.Module):
         G.eval()
-    feats, predicted = [], []
-    gen_s = feat_s = 0.0
     try:
-        with torch.no_grad(), progress(total=n, desc=desc, unit="img") as bar:
-            for start in range(0, n, batch_size):
-                b = min(batch_size, n - start)
-                t0 = time.perf_counter()
-                z = truncated_noise(b, G.nz, truncation, gen).to(g_dev)
-                if labels is not None:
-                    x = G(z, labels[start:start + b].to(g_dev))
-                else:
-                    x = G(z)
-                x = _check_images(x, "G's output")
-                t1 = time.perf_counter()
-                f, logits = _run_net(net, x)
-                feats.append(f)
-                predicted.append(logits.argmax(1))
-                t2 = time.perf_counter()
-                gen_s += t1 - t0
-                feat_s += t2 - t1
-                bar.update(b)
+        for start in range(0, n, batch_size):
+            z = truncated_noise(min(batch_size, n - start), G.nz, truncation, gen).to(g_dev)
+            with torch.no_grad():
+                x = G(z, labels[start:start + len(z)].to(g_dev)) if labels is not None else G(z)
+            yield _check_images(x, "G's output")
     finally:
         if isinstance(G, nn.Module):
             G.train(was_training)
+
+
+def _sample(G: Any, n: int, labels: torch.Tensor | None, seed: int, net: DigitClassifier, dev: torch.device,
+            batch_size: int, desc: str, truncation: float | None = None) -> _Samples:
+    """Generate n images from G in batches (:func:`generated_batches`) and featurise them on the fly."""
+    feats, predicted = [], []
+    gen_s = feat_s = 0.0
+    batches = generated_batches(G, n, labels, seed, batch_size, dev, truncation)
+    with progress(total=n, desc=desc, unit="img") as bar:
+        while True:
+            t0 = time.perf_counter()
+            x = next(batches, None)
+            if x is None:
+                break
+            t1 = time.perf_counter()
+            with torch.no_grad():
+                f, logits = _run_net(net, x)
+            feats.append(f)
+            predicted.append(logits.argmax(1))
+            gen_s += t1 - t0
+            feat_s += time.perf_counter() - t1
+            bar.update(len(x))
     return _Samples(torch.cat(feats), torch.cat(predicted), gen_s, feat_s)
 
 

@@ -467,21 +467,9 @@ def sample_images(G: Any, n: int, seed: int = 0, batch_size: int = 500) -> torch
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"n must be an int >= 1 (images to draw), got {n!r}")
     metrics._check_generator(G)
-    gen = torch.Generator().manual_seed(seed)
     labels = metrics._balanced_labels(n, G.n_classes, torch.Generator().manual_seed(seed + 1)) if G.n_classes else None
-    dev = metrics._generator_device(G, torch.device("cpu"))
-    was_training = getattr(G, "training", False)
-    G.eval()
-    out = []
-    try:
-        with torch.no_grad():
-            for start in range(0, n, batch_size):
-                z = torch.randn(min(batch_size, n - start), G.nz, generator=gen).to(dev)
-                x = G(z, labels[start:start + len(z)].to(dev)) if labels is not None else G(z)
-                out.append(x.float().cpu())
-    finally:
-        G.train(was_training)
-    return torch.cat(out)
+    batches = metrics.generated_batches(G, n, labels, seed, batch_size, torch.device("cpu"))
+    return torch.cat([x.float().cpu() for x in batches])
 
 
 class MemorisationReference:

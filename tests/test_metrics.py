@@ -439,6 +439,21 @@ def test_evaluate_dcgan_is_seeded_and_leaves_state_alone(mnist_root, net):
     assert "label_accuracy" not in mlp and math.isfinite(mlp["fid"])
 
 
+def test_generated_batches_are_seeded_and_leave_the_callers_grad_mode_and_g_alone():
+    G = models.DCGANGenerator(nz=16, ngf=8).train()
+    grad_modes = []
+    batches = []
+    for x in metrics.generated_batches(G, 10, None, seed=3, batch_size=4, device=torch.device("cpu")):
+        grad_modes.append(torch.is_grad_enabled())
+        batches.append(x)
+    assert [len(x) for x in batches] == [4, 4, 2] and not any(x.requires_grad for x in batches)
+    assert grad_modes == [True, True, True] and G.training
+    again = torch.cat(list(metrics.generated_batches(G, 10, None, seed=3, batch_size=10, device=torch.device("cpu"))))
+    assert torch.allclose(torch.cat(batches), again, atol=1e-6)
+    truncated = torch.cat(list(metrics.generated_batches(G, 10, None, 3, 10, torch.device("cpu"), truncation=0.5)))
+    assert not torch.allclose(truncated, again)
+
+
 def test_evaluate_rejects_bad_generators(net):
     class NoAttributes(nn.Module):
         def forward(self, z):
