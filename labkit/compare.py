@@ -380,8 +380,8 @@ def summary_markdown(summary_rows: list[dict[str, Any]], floor: dict[str, Any] |
                 mean = tables.cell(row[key], fmt)
                 if fmt in ("{:d}", "{:,}"):  # counts: a mean over seeds may fall between two
                     mean = fmt.format(int(row[key])) if float(row[key]).is_integer() else f"{row[key]:,.1f}"
-                lo, hi = row[f"{key}_min"], row[f"{key}_max"]
-                spread = "" if lo == hi else f" ({tables.cell(lo, fmt)}–{tables.cell(hi, fmt)})"
+                lo, hi = tables.cell(row[f"{key}_min"], fmt), tables.cell(row[f"{key}_max"], fmt)
+                spread = "" if lo == hi else f" ({lo}–{hi})"  # seeds that print alike show no range
                 cells.append(mean + spread)
         lines.append("| " + " | ".join(cells) + f" | {', '.join(map(str, row['seeds'])) or '–'} |")
     if floor is not None:

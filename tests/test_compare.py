@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import functools
 import json
+import re
 
 import pytest
 import torch
@@ -155,8 +156,10 @@ def test_plan_with_seeds_trains_every_setting_once_per_seed(tmp_path):
 def test_summary_averages_seeds_and_says_which_differences_exceed_them(tmp_path):
     runs = [tiny_run(tmp_path, "default", seed=s) for s in (0, 1)] + [tiny_run(tmp_path, "nz-2", nz=2, seed=s)
                                                                       for s in (0, 1)]
-    results = [compare.Result("default", runs[0], dict(FAKE_METRICS, fid=10.0, classes_covered=9), name="default"),
-               compare.Result("default", runs[1], dict(FAKE_METRICS, fid=14.0, classes_covered=10), name="default"),
+    results = [compare.Result("default", runs[0], dict(FAKE_METRICS, fid=10.0, classes_covered=9, precision=0.7001),
+                              name="default"),
+               compare.Result("default", runs[1], dict(FAKE_METRICS, fid=14.0, classes_covered=10, precision=0.7004),
+                              name="default"),
                compare.Result("nz = 2", runs[2], dict(FAKE_METRICS, fid=30.0, precision=0.65), name="nz-2"),
                compare.Result("nz = 2", runs[3], dict(FAKE_METRICS, fid=20.0, precision=0.75), name="nz-2"),
                compare.Result("lr 1", None, None, note="diverged: d_loss became nan", name="lr")]
@@ -170,6 +173,7 @@ def test_summary_averages_seeds_and_says_which_differences_exceed_them(tmp_path)
     table = compare.summary_markdown(list(rows.values()), floor=dict(FAKE_METRICS, fid=0.9))
     assert "| default | 32 |" in table and "12.00 (10.00–14.00)" in table and "9.5 (9–10)" in table
     assert "| 0, 1 |" in table and "(1 diverged)" in table and "real MNIST (floor)" in table
+    assert not re.search(r"(\S+) \(\1–\1\)", table)  # seeds that print alike (precision 0.7001 and 0.7004) show no range
 
 
 def test_curves_are_measured_while_training_and_drawn(tmp_path, monkeypatch):
