@@ -44,6 +44,51 @@ def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
 
 
 @dataclass(frozen=True)
+class Spread:
+    """A number measured once per seed: the mean, and the lowest and highest value.
+
+    It prints as ``mean (lowest–highest)`` in an evidence table. :meth:`above` and
+    :meth:`below` compare two settings beyond their seeds' spread: their ranges must not
+    overlap, so a difference the seeds alone could make never counts.
+    """
+
+    mean: float
+    lo: float
+    hi: float
+
+    def __post_init__(self):
+        if not self.lo <= self.mean <= self.hi:
+            raise ValueError(f"a spread needs lo <= mean <= hi, got mean {self.mean}, range {self.lo}..{self.hi}")
+
+    @classmethod
+    def of(cls, values: Any) -> Spread:
+        """The spread of a list of per-seed values (at least one)."""
+        values = [float(v) for v in values]
+        if not values:
+            raise ValueError("a spread needs at least one value")
+        return cls(sum(values) / len(values), min(values), max(values))
+
+    def above(self, other: Spread | float) -> bool:
+        """Every seed of this setting is above every seed of ``other`` (a plain number: a single value)."""
+        return self.lo > (other.hi if isinstance(other, Spread) else float(other))
+
+    def below(self, other: Spread | float) -> bool:
+        """Every seed of this setting is below every seed of ``other``."""
+        return self.hi < (other.lo if isinstance(other, Spread) else float(other))
+
+    def scaled(self, factor: float) -> Spread:
+        """The same spread times a positive ``factor`` (e.g. "below half the default's": ``b.below(a.scaled(0.5))``)."""
+        if not factor > 0:
+            raise ValueError(f"factor must be > 0, got {factor!r}")
+        return Spread(self.mean * factor, self.lo * factor, self.hi * factor)
+
+    def format(self, fmt: str) -> str:
+        """``mean (lowest–highest)``; the mean alone when the two ends print alike."""
+        lo, hi = fmt.format(self.lo), fmt.format(self.hi)
+        return fmt.format(self.mean) + ("" if lo == hi else f" ({lo}–{hi})")
+
+
+@dataclass(frozen=True)
 class Measurement:
     """One number of an evidence table: what it is, its value, how it prints and where it comes from."""
 
@@ -57,6 +102,8 @@ class Measurement:
         if _is_missing(self.value):
             return "not measured"
         try:
+            if isinstance(self.value, Spread):
+                return self.value.format(self.fmt)
             return self.fmt.format(self.value)
         except (ValueError, TypeError):
             return str(self.value)

@@ -27,7 +27,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
-from . import data, metrics, plots, tables, train
+from . import data, metrics, parallel, plots, tables, train
+from .claims import Spread
 from .device import resolve_device
 from .tables import METRIC_KEYS
 from .train import Run, TrainConfig, TrainingDiverged
@@ -253,20 +254,69 @@ def run_one(ablation: Ablation, runs_root: str | os.PathLike, data_root: str | o
 
 def run_plan(default: Ablation, plan: list[Ablation], runs_root: str | os.PathLike,
              data_root: str | os.PathLike | None = None, n_eval: int = 10_000, seed: int = 0,
-             curve_every: int | None = None) -> list[Result]:
+             curve_every: int | None = None, workers: int | None = None) -> list[Result]:
     """The default run and every ablation, trained or reloaded, with their metrics. Default first.
 
     ``curve_every`` measures each run along the way (see :func:`run_one`), on
     ``min(CURVE_SAMPLES, n_eval)`` samples with one probe for all runs.
+
+    On a CPU the runs not yet finished train side by side in worker processes, longest
+    first (:func:`labkit.parallel.choose_workers`; ``workers`` overrides it, 1 trains them
+    here one by one); each worker also caches its run's evaluation, so the results are then
+    read back in the plan's order.
     """
-    measure = None
-    if curve_every is not None:
-        measure = curve_probe(n=min(CURVE_SAMPLES, n_eval), seed=seed, device=default.config.device, root=data_root)
+    ablations = [default, *plan]
+    todo = sorted((a for a in ablations if not train.is_finished(a.config, runs_root, a.name)),
+                  key=lambda a: -_relative_cost(a.config))
+    processes, threads = parallel.choose_workers(max(1, len(todo)), default.config.device, workers)
+    diverged: dict[int, str] = {}  # id(ablation) -> why, for runs a worker saw diverge
+    if processes > 1:
+        jobs = [(a, runs_root, data_root, n_eval, seed, curve_every) for a in todo]
+        for index, note in parallel.run_jobs(_train_in_worker, jobs, processes, threads, desc="training runs",
+                                             name=lambda job: f"{job[0].name} (seed {job[0].config.seed})"):
+            if note is not None:
+                diverged[id(todo[index])] = note
+    measure = _lazy_probe(n=min(CURVE_SAMPLES, n_eval), seed=seed, device=default.config.device, root=data_root)
     results = []
-    for i, ablation in enumerate((default, *plan)):
-        print(f"[{i + 1}/{len(plan) + 1}] {ablation.name} (seed {ablation.config.seed}): {ablation.label}")
-        results.append(run_one(ablation, runs_root, data_root, n_eval, seed, curve_every, measure))
+    for i, ablation in enumerate(ablations):
+        print(f"[{i + 1}/{len(ablations)}] {ablation.name} (seed {ablation.config.seed}): {ablation.label}")
+        if id(ablation) in diverged:
+            results.append(Result(ablation.label, None, None, diverged[id(ablation)], ablation.name))
+        else:
+            results.append(run_one(ablation, runs_root, data_root, n_eval, seed, curve_every, measure))
     return results
+
+
+def _relative_cost(config: TrainConfig) -> float:
+    """Training cost of a config, up to a constant: images times the nets' multiply-adds per image."""
+    per_image = 768 * (config.ngf ** 2 + config.ndf ** 2) + config.nz * config.ngf  # conv layers + G's first layer
+    return config.epochs * _available(config) * per_image
+
+
+def _lazy_probe(**probe_args: Any):
+    """A :func:`curve_probe` built on its first call: a plan whose runs all reload never pays for one."""
+    probe = None
+
+    def measure(G) -> dict[str, float]:
+        nonlocal probe
+        if probe is None:
+            probe = curve_probe(**probe_args)
+        return probe(G)
+
+    return measure
+
+
+def _train_in_worker(job: tuple) -> str | None:
+    """A worker's part of :func:`run_plan`: train and evaluate one run (both kept on disk); why it diverged, or None."""
+    ablation, runs_root, data_root, n_eval, seed, curve_every = job
+    key = (min(CURVE_SAMPLES, n_eval), seed, ablation.config.device, data_root)
+    if key not in _worker_probes:
+        _worker_probes[key] = _lazy_probe(n=key[0], seed=seed, device=key[2], root=data_root)
+    result = run_one(ablation, runs_root, data_root, n_eval, seed, curve_every, _worker_probes[key])
+    return None if result.ok else result.note
+
+
+_worker_probes: dict[tuple, Any] = {}  # one probe per worker process and setting
 
 
 def runs_by_nz(results: list[Result]) -> dict[int, Run]:
@@ -354,15 +404,58 @@ def summary(results: list[Result]) -> list[dict[str, Any]]:
     return out
 
 
+def spread(row: dict[str, Any], key: str) -> Spread | None:
+    """A :func:`summary` row's number over its seeds (mean, lowest, highest); None when no seed measured it."""
+    if row.get(key) is None:
+        return None
+    return Spread(row[key], row[f"{key}_min"], row[f"{key}_max"])
+
+
 def separated(a: dict[str, Any], b: dict[str, Any], key: str) -> bool | None:
     """Whether two :func:`summary` rows differ in ``key`` by more than their seeds spread: their ranges do not overlap.
 
     None when either row lacks the number. With one seed each the ranges are points, so any
     difference counts: read a single-seed verdict as exactly that.
     """
-    if a.get(key) is None or b.get(key) is None:
+    first, second = spread(a, key), spread(b, key)
+    if first is None or second is None:
         return None
-    return a[f"{key}_max"] < b[f"{key}_min"] or b[f"{key}_max"] < a[f"{key}_min"]
+    return first.above(second) or first.below(second)
+
+
+VERDICT_KEYS = (("fid", "FID", "{:.2f}"), ("precision", "precision", "{:.3f}"), ("recall", "recall", "{:.3f}"),
+                ("classes_covered", "classes >= 5 %", "{:g}"), ("train_seconds", "time (s)", "{:.0f}"))
+
+
+def verdicts(summary_rows: list[dict[str, Any]], reference: str = DEFAULT_NAME,
+             keys: tuple[tables.Column, ...] = VERDICT_KEYS) -> str:
+    """A Markdown table: each setting against ``reference`` (a :func:`summary` name), number by number.
+
+    A cell says "higher" or "lower" only when the two settings' ranges over their seeds do not
+    overlap (:func:`separated`), and "within the seeds' spread" otherwise; both means follow.
+    With one seed per setting every difference counts, and the table says so.
+    """
+    by_name = {row["name"]: row for row in summary_rows}
+    if reference not in by_name:
+        raise ValueError(f"reference must be one of the summary's names {list(by_name)}, got {reference!r}")
+    base = by_name[reference]
+    grid = [["setting", *(header for _, header, _ in keys)]]
+    for row in summary_rows:
+        if row["name"] == reference:
+            continue
+        cells = [row["label"]]
+        for key, _, fmt in keys:
+            apart = separated(row, base, key)
+            if apart is None:
+                cells.append(tables.cell(None, fmt))
+                continue
+            word = ("higher" if row[key] > base[key] else "lower") if apart else "within the seeds' spread"
+            cells.append(f"{word} ({tables.cell(row[key], fmt)} vs {tables.cell(base[key], fmt)})")
+        grid.append(cells)
+    table = tables.markdown(grid)
+    if len(base["seeds"]) < 2:
+        table += f"\n\nOne seed for {base['label']}: every difference counts, even one a second seed would undo."
+    return table
 
 
 def summary_markdown(summary_rows: list[dict[str, Any]], floor: dict[str, Any] | None = None) -> str:

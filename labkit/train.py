@@ -683,6 +683,15 @@ def load_run(run_dir: str | Path, device: str = "auto") -> Run:
     return Run(G.to(dev).eval(), D.to(dev).eval(), History.from_dict(state["history"]), config, run_dir, loaded=True)
 
 
+def is_finished(config: TrainConfig, runs_root: str | Path = "runs", name: str | None = None) -> bool:
+    """Whether ``runs_root`` holds a finished run of ``config`` under ``name``: :func:`fit_or_load` would load it."""
+    checkpoint = run_folder(runs_root, name or config.model, config) / CHECKPOINT
+    if not checkpoint.exists():
+        return False
+    state = load_checkpoint(checkpoint)
+    return state["epoch"] >= config.epochs and TrainConfig(**state["config"]).identity() == config.identity()
+
+
 def fit_or_load(config: TrainConfig | None = None, runs_root: str | Path = "runs", name: str | None = None,
                 data=None, data_root: str | None = None, watch: Callable[[int, float, torch.Tensor], None] | None = None,
                 watch_every: int = 50, measure: Callable[[nn.Module], dict[str, Any]] | None = None,
@@ -698,13 +707,11 @@ def fit_or_load(config: TrainConfig | None = None, runs_root: str | Path = "runs
     _check_watch(watch, watch_every, measure, measure_every)
     config = (config or TrainConfig()).replace(**overrides) if overrides else (config or TrainConfig())
     folder = run_folder(runs_root, name or config.model, config)
-    if (folder / CHECKPOINT).exists():
-        state = load_checkpoint(folder / CHECKPOINT)
-        if state["epoch"] >= config.epochs and TrainConfig(**state["config"]).identity() == config.identity():
-            run = load_run(folder, device=config.device)
-            print(f"loaded finished run {folder} ({state['epoch']} epochs, trained in "
-                  f"{run.history.wall_time:.0f} s); delete the folder to train again")
-            return run
+    if is_finished(config, runs_root, name):
+        run = load_run(folder, device=config.device)
+        print(f"loaded finished run {folder} ({config.epochs} epochs, trained in "
+              f"{run.history.wall_time:.0f} s); delete the folder to train again")
+        return run
     if data is None:
         from .data import load_dataset
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from labkit.claims import Claims, Evidence
+from labkit.claims import Claims, Evidence, Spread
 
 
 def test_evidence_keeps_values_and_prints_them_in_both_forms():
@@ -63,3 +63,21 @@ def test_markdown_cells_are_escaped():
 def test_a_claim_that_is_not_a_truth_value_is_refused(holds):
     with pytest.raises(ValueError, match="holds must be True, False or None"):
         Claims("q").check("s", holds)
+
+
+def test_a_spread_over_seeds_prints_its_range_and_compares_beyond_it():
+    default, wide, close = Spread.of([10.0, 14.0]), Spread.of([4.0, 6.0]), Spread.of([9.0, 11.0])
+    assert (default.mean, default.lo, default.hi) == (12.0, 10.0, 14.0)
+    assert wide.below(default) and default.above(wide) and not wide.above(default)
+    assert not close.below(default) and not close.above(default)  # the ranges overlap: seed noise
+    assert wide.below(default.scaled(0.5)) is False and wide.below(default.scaled(0.75))
+    assert wide.below(6.5) and not wide.below(6.0)
+    ev = Evidence("question 5")
+    ev.add("default: FID", default, fmt="{:.1f}")
+    ev.add("one seed: FID", Spread.of([3.0]), fmt="{:.1f}")
+    assert ev.text("default: FID") == "12.0 (10.0–14.0)" and ev.text("one seed: FID") == "3.0"
+    assert Spread.of([1.2, 1.4]).format("{:.0f}") == "1"  # ends that print alike: no range
+    with pytest.raises(ValueError, match="at least one"):
+        Spread.of([])
+    with pytest.raises(ValueError, match="lo <= mean <= hi"):
+        Spread(5.0, 6.0, 7.0)

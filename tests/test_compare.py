@@ -5,12 +5,15 @@ from __future__ import annotations
 import csv
 import functools
 import json
+import os
 import re
+from pathlib import Path
 
 import pytest
 import torch
 
 from labkit import compare, train
+from labkit.claims import Spread
 from labkit.train import TrainConfig
 
 TINY = dict(nz=8, ngf=4, ndf=4, batch_size=16, epochs=1, n_samples=16, device="cpu")
@@ -170,6 +173,7 @@ def test_summary_averages_seeds_and_says_which_differences_exceed_them(tmp_path)
     assert compare.separated(default, nz2, "fid") is True  # 10-14 against 20-30
     assert compare.separated(default, nz2, "precision") is False  # 0.7 inside 0.65-0.75
     assert compare.separated(default, rows["lr"], "fid") is None
+    assert compare.spread(nz2, "fid") == Spread(25.0, 20.0, 30.0) and compare.spread(rows["lr"], "fid") is None
     table = compare.summary_markdown(list(rows.values()), floor=dict(FAKE_METRICS, fid=0.9))
     assert "| default | 32 |" in table and "12.00 (10.00–14.00)" in table and "9.5 (9–10)" in table
     assert "| 0, 1 |" in table and "(1 diverged)" in table and "real MNIST (floor)" in table
@@ -192,7 +196,7 @@ def test_curves_are_measured_while_training_and_drawn(tmp_path, monkeypatch):
     monkeypatch.setattr(compare, "evaluate_run", lambda run, *a, **k: dict(FAKE_METRICS))
     default = compare.Ablation("default", "default", TrainConfig(**{**TINY, "epochs": 2}, n_train=32))
     plan = [compare.Ablation("default", "default", default.config.replace(seed=1))]
-    results = compare.run_plan(default, plan, runs_root=tmp_path, curve_every=16)
+    results = compare.run_plan(default, plan, runs_root=tmp_path, curve_every=16, workers=1)  # patched: this process
     assert [len(r.run.history.curve) for r in results] == [4, 4]  # every 16 of 2 x 32 images
     assert [p["images"] for p in results[0].run.history.curve] == [16, 32, 48, 64]
     fig = compare.curve_figure(results)
@@ -200,3 +204,54 @@ def test_curves_are_measured_while_training_and_drawn(tmp_path, monkeypatch):
     assert len(fig.axes[0].lines) == 2 and fig.axes[0].lines[1].get_linestyle() == "--"  # seed 1: dashed
     with pytest.raises(ValueError, match="curve_every"):
         compare.curve_figure([compare.Result("x", tiny_run(tmp_path, "plain"), None)])
+
+
+def test_verdicts_name_only_differences_beyond_the_seeds_spread(tmp_path):
+    runs = [tiny_run(tmp_path, "default", seed=s) for s in (0, 1)] + [tiny_run(tmp_path, "nz-2", nz=2, seed=s)
+                                                                      for s in (0, 1)]
+    results = [compare.Result("default", runs[0], dict(FAKE_METRICS, fid=10.0), name=compare.DEFAULT_NAME),
+               compare.Result("default", runs[1], dict(FAKE_METRICS, fid=14.0), name=compare.DEFAULT_NAME),
+               compare.Result("nz = 2", runs[2], dict(FAKE_METRICS, fid=30.0, precision=0.65), name="nz-2"),
+               compare.Result("nz = 2", runs[3], dict(FAKE_METRICS, fid=20.0, precision=0.75), name="nz-2"),
+               compare.Result("lr 1", None, None, note="diverged: d_loss became nan", name="lr")]
+    table = compare.verdicts(compare.summary(results))
+    nz2 = next(line for line in table.splitlines() if line.startswith("| nz = 2 |"))
+    assert "higher (25.00 vs 12.00)" in nz2 and "within the seeds' spread (0.700 vs 0.700)" in nz2
+    assert "| lr 1 | – |" in table and "One seed" not in table
+    single = compare.verdicts(compare.summary(results[:1] + results[2:3]))
+    assert "One seed for default" in single and "higher (30.00 vs 10.00)" in single
+    with pytest.raises(ValueError, match="reference"):
+        compare.verdicts(compare.summary(results), reference="nz-10000")
+
+
+def test_runs_train_side_by_side_in_workers_then_reload_in_the_plans_order(tmp_path):
+    data_root = os.environ.get("LABKIT_DATA") or str(Path(__file__).resolve().parents[1] / "data")
+    base = TrainConfig(**TINY, n_train=64)
+    default = compare.Ablation(compare.DEFAULT_NAME, "default", base)
+    plan = [compare.Ablation(compare.DEFAULT_NAME, "default", base.replace(seed=1)),
+            compare.Ablation("nz-2", "nz = 2", base.replace(nz=2))]
+    results = compare.run_plan(default, plan, runs_root=tmp_path, data_root=data_root, n_eval=100,
+                               curve_every=32, workers=2)
+    names = [(r.name, r.run.config.seed) for r in results]
+    assert names == [(compare.DEFAULT_NAME, 0), (compare.DEFAULT_NAME, 1), ("nz-2", 0)]
+    assert all(r.ok and len(r.run.history.curve) == 2 for r in results)  # measured in the workers, every 32 of 64
+    assert all(list(r.run.run_dir.glob("metrics-n100-seed0-*.json")) for r in results)  # evaluated there, cached
+    assert all(train.is_finished(a.config, tmp_path, a.name) for a in (default, *plan))
+    assert not train.is_finished(base.replace(seed=2), tmp_path, compare.DEFAULT_NAME)
+    again = compare.run_plan(default, plan, runs_root=tmp_path, data_root=data_root, n_eval=100,
+                             curve_every=32, workers=2)  # all finished: reloaded, nothing trains
+    assert [r.run.history.wall_time for r in again] == [r.run.history.wall_time for r in results]
+    assert [r.metrics for r in again] == [r.metrics for r in results]
+
+
+def test_a_run_that_diverged_in_a_worker_is_reported_in_its_place(tmp_path, monkeypatch):
+    base = TrainConfig(**TINY, n_train=64)
+    default, lr = compare.Ablation("default", "default", base), compare.Ablation("lr-high", "lr x5", base.replace(lr=1.0))
+    monkeypatch.setattr(compare.parallel, "run_jobs",
+                        lambda fn, jobs, *a, **k: iter([(i, "diverged: d_loss became nan" if job[0] is lr else None)
+                                                        for i, job in enumerate(jobs)]))
+    monkeypatch.setattr(compare, "run_one", lambda a, *args: compare.Result(a.label, "a run", dict(FAKE_METRICS),
+                                                                            name=a.name))
+    results = compare.run_plan(default, [lr], runs_root=tmp_path, workers=2)
+    assert [r.name for r in results] == ["default", "lr-high"]
+    assert results[0].ok and not results[1].ok and results[1].note == "diverged: d_loss became nan"
