@@ -11,7 +11,12 @@ folder the notebooks used reuses their seed-0 runs instead of training them agai
 
     python benchmarks/quality.py [--runs runs/quality] [--seeds 0 1] [--models dcgan-default wgan-gp]
     python benchmarks/quality.py --epochs dcgan-default=20      # the DCGAN at another length
+    python benchmarks/quality.py --change dcgan-default "lr=1e-3"   # and a variant beside it, same targets
     python benchmarks/quality.py --quick                         # 512 images, 1 epoch: a smoke test
+
+On a CPU the runs not yet trained train side by side in worker processes (one per core,
+``LABKIT_WORKERS`` overrides it, as in question 5's plan), longest first; they are then
+reloaded and evaluated in the table's order.
 
 Writes ``quality.json`` and ``quality.md`` into ``--runs``.
 """
@@ -25,7 +30,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from labkit import compare, fastpath, labs, metrics, train
+from labkit import compare, fastpath, labs, metrics, parallel, train
+from labkit.runner import parse_params
+from labkit.train import TrainConfig
 
 NOTEBOOK_OF = {"dcgan-default": "01_dcgan", "cgan-default": "02_cgan", "gan-default": "03_wgan_metrics",
                "gan-tuned": "03_wgan_metrics", "wgan": "03_wgan_metrics", "wgan-gp": "03_wgan_metrics"}
@@ -59,23 +66,84 @@ def parse_epochs(pairs: list[str]) -> dict[str, int]:
     return out
 
 
-def measure(name: str, seed: int, args: argparse.Namespace, epochs: dict[str, int],
+def parse_changes(pairs: list[list[str]]) -> list[tuple[str, dict[str, Any]]]:
+    """``[["dcgan-default", "lr=1e-3 epochs=10"]]`` -> ``[("dcgan-default", {"lr": 0.001, "epochs": 10})]``.
+
+    Each change must name a model and TrainConfig fields; the configs are built (and so
+    validated) in :func:`plan` before anything trains.
+    """
+    fields = set(TrainConfig.__dataclass_fields__) - {"seed", "device"}
+    out = []
+    for model, text in pairs:
+        if model not in NOTEBOOK_OF:
+            raise SystemExit(f"--change takes MODEL SETTINGS with MODEL one of {tuple(NOTEBOOK_OF)}, got {model!r}")
+        try:
+            changes = parse_params(text)
+        except ValueError as exc:
+            raise SystemExit(f"--change {model}: {exc}") from None
+        unknown = sorted(set(changes) - fields)
+        if not changes or unknown:
+            raise SystemExit(f"--change {model} needs settings such as \"lr=1e-3 epochs=10\" naming TrainConfig "
+                             f"fields ({', '.join(sorted(fields))}); got {text!r}")
+        out.append((model, changes))
+    return out
+
+
+def variant_name(model: str, changes: dict[str, Any]) -> str:
+    return model + "".join(f" {k}={v}" for k, v in changes.items())
+
+
+def plan(args: argparse.Namespace, epochs: dict[str, int],
+         changes: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, str, TrainConfig]]:
+    """``(row name, base model, config)`` for every model (and variant) at every seed, in the table's order."""
+    rows = []
+    for name, model, change in [(m, m, {}) for m in args.models] + [(variant_name(m, c), m, c) for m, c in changes]:
+        for seed in args.seeds:
+            parameters: dict[str, Any] = dict(seed=seed, device=args.device)
+            if args.quick:
+                parameters.update(QUICK)
+            if model in epochs:
+                parameters["epochs"] = epochs[model]
+            config = labs.configs(NOTEBOOK_OF[model], **parameters)[model]
+            try:
+                config = config.replace(**change)
+            except (TypeError, ValueError) as exc:
+                raise SystemExit(f"--change {model} {change}: {exc}") from None
+            rows.append((name, model, config))
+    return rows
+
+
+def train_in_worker(job: tuple) -> None:
+    """A worker's part: train one run and cache its evaluation in the run folder."""
+    model, config, runs, n_eval, data_root = job
+    run = train.fit_or_load(config, runs_root=runs, name=model, data_root=data_root)
+    compare.evaluate_run(run, n=n_eval, seed=config.seed, root=data_root)
+
+
+def train_unfinished(jobs: list[tuple[str, str, TrainConfig]], args: argparse.Namespace) -> None:
+    """Train the runs not yet on disk side by side (one process per core on a CPU), longest first."""
+    todo = [(model, config) for _, model, config in jobs if not train.is_finished(config, args.runs, model)]
+    todo.sort(key=lambda job: -job[1].epochs * (job[1].n_critic + 1))  # WGAN critics train n_critic times per step
+    processes, threads = parallel.choose_workers(max(1, len(todo)), args.device)
+    if processes < 2:
+        return  # one at a time: measure() trains each in this process, with its progress bar
+    work = [(model, config, args.runs, args.n_eval, args.data_root) for model, config in todo]
+    for _ in parallel.run_jobs(train_in_worker, work, processes, threads, desc="training runs",
+                               name=lambda job: f"{job[0]} (seed {job[1].seed})"):
+        pass
+
+
+def measure(name: str, model: str, config: TrainConfig, args: argparse.Namespace,
             floor: dict[str, Any]) -> dict[str, Any]:
     """Train or reload one model at one seed and evaluate it; returns its row."""
-    parameters: dict[str, Any] = dict(seed=seed, device=args.device)
-    if args.quick:
-        parameters.update(QUICK)
-    if name in epochs:
-        parameters["epochs"] = epochs[name]
-    config = labs.configs(NOTEBOOK_OF[name], **parameters)[name]
-    run = train.fit_or_load(config, runs_root=args.runs, name=name, data_root=args.data_root)
-    scores = compare.evaluate_run(run, n=args.n_eval, seed=seed, root=args.data_root)
-    row = {"model": name, "seed": seed, "epochs": config.epochs, "run_dir": str(run.run_dir),
+    run = train.fit_or_load(config, runs_root=args.runs, name=model, data_root=args.data_root)
+    scores = compare.evaluate_run(run, n=args.n_eval, seed=config.seed, root=args.data_root)
+    row = {"model": name, "base": model, "seed": config.seed, "epochs": config.epochs, "run_dir": str(run.run_dir),
            "wall_time": run.history.wall_time, "images_per_second": run.history.images_per_second,
            "fast_path": run.history.fast_path, "fid_over_floor": scores["fid"] / max(floor["fid"], 1e-12),
            **{k: scores.get(k) for k in ("fid", "precision", "recall", "density", "coverage", "classes_covered",
                                          "class_max_share", "label_accuracy")}}
-    print(f"{name} seed {seed}: FID {row['fid']:.2f} ({row['fid_over_floor']:.1f}x the floor), precision "
+    print(f"{name} seed {config.seed}: FID {row['fid']:.2f} ({row['fid_over_floor']:.1f}x the floor), precision "
           f"{row['precision']:.3f}, recall {row['recall']:.3f}, {row['wall_time']:.0f} s of training", flush=True)
     return row
 
@@ -99,7 +167,7 @@ def summarise(rows: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
             cells.append(mean if len(values) == 1 else f"{mean} ({fmt.format(min(values))}–{fmt.format(max(values))})")
         seeds = ", ".join(str(r["seed"]) for r in group)
         lines.append(f"| {name} | {epochs} | {seeds} | " + " | ".join(cells) + " |")
-        for metric, comparison, bound in TARGETS.get(name, []):
+        for metric, comparison, bound in TARGETS.get(group[0].get("base", name), []):
             values = [r.get(metric) for r in group]
             met = sum(v is not None and meets(v, comparison, bound) for v in values)
             verdicts.append({"model": name, "epochs": epochs, "target": f"{metric} {comparison} {bound:g}",
@@ -114,6 +182,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--models", nargs="+", default=list(TARGETS), choices=list(NOTEBOOK_OF))
     parser.add_argument("--epochs", nargs="*", default=[], metavar="MODEL=EPOCHS", help="another length for a model")
+    parser.add_argument("--change", nargs=2, action="append", default=[], metavar=("MODEL", "SETTINGS"),
+                        help='a variant of MODEL beside it, e.g. --change dcgan-default "lr=1e-3 epochs=10"')
     parser.add_argument("--n-eval", type=int, default=10_000, help="generated samples per evaluation")
     parser.add_argument("--data-root", default=None)
     parser.add_argument("--device", default="auto")
@@ -122,11 +192,13 @@ def main() -> None:
     epochs = parse_epochs(args.epochs)
     if args.n_eval < 100:
         raise SystemExit(f"--n-eval must be at least 100, got {args.n_eval}")
+    jobs = plan(args, epochs, parse_changes(args.change))
 
     start = time.perf_counter()
     print(f"host: {fastpath.host_description()}")
+    train_unfinished(jobs, args)
     floor = metrics.real_floor(args.data_root, n=args.n_eval)
-    rows = [measure(name, seed, args, epochs, floor) for name in args.models for seed in args.seeds]
+    rows = [measure(name, model, config, args, floor) for name, model, config in jobs]
     table, verdicts = summarise(rows)
     floor_line = (f"real-data floor ({args.n_eval:,} real training images against the test set): FID {floor['fid']:.3f}, "
                   f"precision {floor['precision']:.3f}, recall {floor['recall']:.3f}")

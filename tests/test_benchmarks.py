@@ -19,15 +19,23 @@ def quality(*args: str, cwd: Path) -> subprocess.CompletedProcess:
                           timeout=900)
 
 
+def seeds_of(report: dict, model: str) -> dict[int, float]:
+    return {r["seed"]: r["fid"] for r in report["rows"] if r["model"] == model}
+
+
 def test_quality_benchmark_reports_every_seed_and_target_and_reuses_its_runs(tmp_path):
     args = ("--quick", "--runs", str(tmp_path / "runs"), "--n-eval", "200", "--data-root", DATA,
-            "--models", "dcgan-default", "cgan-default", "--seeds", "0", "1")
+            "--models", "dcgan-default", "cgan-default", "--seeds", "0", "1", "--change", "dcgan-default", "lr=1e-3")
     first = quality(*args, cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-3000:]
     report = json.loads((tmp_path / "runs" / "quality.json").read_text())
     assert sorted((r["model"], r["seed"]) for r in report["rows"]) == [
-        ("cgan-default", 0), ("cgan-default", 1), ("dcgan-default", 0), ("dcgan-default", 1)]
-    seeds_differ = {r["seed"]: r["fid"] for r in report["rows"] if r["model"] == "dcgan-default"}
+        ("cgan-default", 0), ("cgan-default", 1), ("dcgan-default", 0), ("dcgan-default", 1),
+        ("dcgan-default lr=0.001", 0), ("dcgan-default lr=0.001", 1)]
+    variant = {r["seed"]: r["fid"] for r in report["rows"] if r["model"] == "dcgan-default lr=0.001"}
+    assert variant[0] != seeds_of(report, "dcgan-default")[0], "the variant trained the default's run"
+    assert sum(t["model"] == "dcgan-default lr=0.001" for t in report["targets"]) == 3, "the variant is held to its model's targets"
+    seeds_differ = seeds_of(report, "dcgan-default")
     assert seeds_differ[0] != seeds_differ[1], "the two seeds trained the same run"
     targets = {t["target"]: t for t in report["targets"]}
     assert set(targets) == {"precision >= 0.6", "recall >= 0.8", "fid_over_floor <= 10", "label_accuracy >= 0.95"}
@@ -36,11 +44,19 @@ def test_quality_benchmark_reports_every_seed_and_target_and_reuses_its_runs(tmp
 
     again = quality(*args, cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]
-    assert again.stdout.count("loaded finished run") == 4  # nothing trained twice
+    assert again.stdout.count("loaded finished run") == 6  # nothing trained twice
     assert json.loads((tmp_path / "runs" / "quality.json").read_text())["rows"] == report["rows"]
 
 
 def test_quality_benchmark_refuses_a_bad_epochs_override(tmp_path):
     result = quality("--quick", "--epochs", "dcgan=3", "--runs", str(tmp_path), cwd=tmp_path)
     assert result.returncode != 0 and "MODEL=EPOCHS" in result.stderr and "dcgan-default" in result.stderr
+    assert not list(tmp_path.iterdir()), "nothing may be trained before the arguments are checked"
+
+
+def test_quality_benchmark_refuses_a_change_that_names_no_config_field(tmp_path):
+    result = quality("--quick", "--change", "dcgan-default", "lrr=1e-3", "--runs", str(tmp_path), cwd=tmp_path)
+    assert result.returncode != 0 and "lrr=1e-3" in result.stderr and "beta1" in result.stderr
+    bad_value = quality("--quick", "--change", "dcgan-default", "lr=-1", "--runs", str(tmp_path), cwd=tmp_path)
+    assert bad_value.returncode != 0 and "lr" in bad_value.stderr
     assert not list(tmp_path.iterdir()), "nothing may be trained before the arguments are checked"
