@@ -17,6 +17,7 @@ import contextlib
 import multiprocessing
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -56,13 +57,33 @@ def choose_workers(n_jobs: int, device: str = "auto", workers: int | None = None
     return workers, max(1, cores // workers)
 
 
-def _start_worker(threads: int) -> None:
-    """Each worker: its share of the cores, and no per-run output (the parent reports progress)."""
+PARENT_CHECK_SECONDS = 1.0
+
+
+def _exit_with_parent(parent: int) -> None:
+    """End this worker as soon as the process that started it is gone.
+
+    A parent stopped by Ctrl-C or an exception terminates its pool; one that is killed
+    outright (a restarted Jupyter kernel, ``kill`` on a script) cannot, and its workers would
+    go on training for minutes and write into run folders that the next attempt resumes.
+    """
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_SECONDS)
+        os._exit(1)  # no cleanup: the run folder keeps its last finished epoch
+
+    threading.Thread(target=watch, name="labkit-parent-watch", daemon=True).start()
+
+
+def _start_worker(threads: int, parent: int | None = None) -> None:
+    """Each worker: its share of the cores, no per-run output (the parent reports progress), and no life after its parent."""
     import torch
 
     torch.set_num_threads(threads)
     os.environ["LABKIT_PROGRESS"] = "off"
     sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the worker
+    if parent is not None:
+        _exit_with_parent(parent)
 
 
 def _timed(call: tuple[Callable[[Any], Any], int, Any]) -> tuple[int, Any, float]:
@@ -88,7 +109,8 @@ def run_jobs(fn: Callable[[Any], Any], jobs: Sequence[Any], workers: int, thread
     print(f"{len(jobs)} {desc} in {workers} processes of {threads} thread{'s' if threads > 1 else ''} each", flush=True)
     context = multiprocessing.get_context("spawn")
     bar = progress(total=len(jobs), desc=desc, unit="run")
-    with contextlib.closing(bar), context.Pool(workers, initializer=_start_worker, initargs=(threads,)) as pool:
+    pool = context.Pool(workers, initializer=_start_worker, initargs=(threads, os.getpid()))
+    with contextlib.closing(bar), pool:
         # `with Pool` terminates the workers on the way out, an exception included
         for index, result, seconds in pool.imap_unordered(_timed, [(fn, i, job) for i, job in enumerate(jobs)]):
             bar.update(1)

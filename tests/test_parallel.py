@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -14,6 +19,54 @@ def square_or_fail(job):
     if job == "fail":
         raise ValueError("job failed on purpose")
     return job * job, os.getpid(), os.environ.get("LABKIT_PROGRESS")
+
+
+def write_pid_and_sleep(job):
+    """A job that says which process runs it, then lasts far longer than the test waits."""
+    path, seconds = job
+    Path(path).write_text(str(os.getpid()))
+    time.sleep(seconds)
+    return job
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` still runs (a zombie nobody reaped has ended)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().rsplit(")", 1)[-1].split()[0] == "Z")
+
+
+def test_workers_end_when_their_parent_is_killed(tmp_path):
+    """A killed parent (a restarted kernel) cannot stop its pool: its workers must notice and stop by themselves."""
+    tests = Path(__file__).resolve().parent
+    parent = ("from labkit import parallel\nfrom test_parallel import write_pid_and_sleep\n"
+              "if __name__ == '__main__':\n"
+              f"    jobs = [({str(tmp_path / 'w0')!r}, 300), ({str(tmp_path / 'w1')!r}, 300)]\n"
+              "    list(parallel.run_jobs(write_pid_and_sleep, jobs, workers=2, threads=1))\n")
+    (tmp_path / "parent.py").write_text(parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tests.parent), str(tests)])}
+    proc = subprocess.Popen([sys.executable, str(tmp_path / "parent.py")], env=env, stdout=subprocess.DEVNULL)
+    pids: list[int] = []
+    try:
+        deadline = time.monotonic() + 120
+        while len(pids) < 2 and time.monotonic() < deadline and proc.poll() is None:
+            pids = [int(f.read_text()) for f in (tmp_path / "w0", tmp_path / "w1") if f.exists() and f.read_text()]
+            time.sleep(0.2)
+        assert len(pids) == 2, "the workers never started their jobs"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+        deadline = time.monotonic() + 10 * parallel.PARENT_CHECK_SECONDS
+        while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not any(alive(pid) for pid in pids), "a worker went on after its parent was killed"
+    finally:
+        proc.kill()
+        for pid in pids:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
 
 
 def test_workers_follow_the_cores_the_jobs_and_the_override(monkeypatch):
