@@ -15,6 +15,7 @@ otherwise.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -23,10 +24,11 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
+from filelock import FileLock, Timeout
 from torch import nn
 
 from . import fastpath, losses
@@ -34,6 +36,7 @@ from .device import DEVICES, resolve_device
 from .progress import progress
 
 CHECKPOINT = "checkpoint.pt"
+TRAINING_LOCK = ".training.lock"  # held while a process trains the run folder; the OS frees it if the process dies
 CONFIG_JSON = "config.json"
 HISTORY_JSON = "history.json"
 OPTIMIZERS = ("adam", "rmsprop")
@@ -708,20 +711,51 @@ def fit_or_load(config: TrainConfig | None = None, runs_root: str | Path = "runs
     config = (config or TrainConfig()).replace(**overrides) if overrides else (config or TrainConfig())
     folder = run_folder(runs_root, name or config.model, config)
     if is_finished(config, runs_root, name):
-        run = load_run(folder, device=config.device)
-        print(f"loaded finished run {folder} ({config.epochs} epochs, trained in "
-              f"{run.history.wall_time:.0f} s); delete the folder to train again")
-        return run
-    if data is None:
-        from .data import load_dataset
+        return _load_finished(folder, config)
+    with training_lock(folder):
+        if is_finished(config, runs_root, name):  # another process finished it while this one waited
+            return _load_finished(folder, config)
+        if data is None:
+            from .data import load_dataset
 
-        data = load_dataset(config.dataset, root=data_root, train=True, n=config.n_train, seed=config.data_seed)
-    G, D = build_models(config)
-    resume = (folder / CHECKPOINT).exists()
-    if resume:
-        print(f"resuming unfinished run {folder}")
-    history = fit(G, D, data, config, run_dir=folder, resume=resume, watch=watch, watch_every=watch_every,
-                  measure=measure, measure_every=measure_every)
+            data = load_dataset(config.dataset, root=data_root, train=True, n=config.n_train, seed=config.data_seed)
+        G, D = build_models(config)
+        resume = (folder / CHECKPOINT).exists()
+        if resume:
+            print(f"resuming unfinished run {folder}")
+        history = fit(G, D, data, config, run_dir=folder, resume=resume, watch=watch, watch_every=watch_every,
+                      measure=measure, measure_every=measure_every)
     G.eval()
     D.eval()
     return Run(G, D, history, config, folder)
+
+
+def _load_finished(folder: Path, config: TrainConfig) -> Run:
+    run = load_run(folder, device=config.device)
+    print(f"loaded finished run {folder} ({config.epochs} epochs, trained in "
+          f"{run.history.wall_time:.0f} s); delete the folder to train again")
+    return run
+
+
+@contextlib.contextmanager
+def training_lock(folder: str | Path) -> Iterator[None]:
+    """Hold ``folder``'s training lock: one process at a time trains (or resumes) a run folder.
+
+    Two notebooks with the same ``run_dir``, or a notebook beside a script, would otherwise
+    both train the same run and overwrite each other's checkpoints. A second process waits,
+    saying so, and then finds the run finished (:func:`fit_or_load` loads it). The lock is
+    the operating system's, so a process that dies leaves nothing to clean up.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(folder / TRAINING_LOCK))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        print(f"waiting: another process is training {folder} (a second notebook or script with the same runs "
+              f"folder); this one continues when it is done", flush=True)
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()

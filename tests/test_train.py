@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -278,3 +284,46 @@ def test_a_resumed_run_measures_the_same_curve(tmp_path):
 def test_bad_measure_arguments_are_refused_before_training(kwargs, message):
     with pytest.raises(ValueError, match=message):
         run(TrainConfig(**TINY), **kwargs)
+
+
+def test_a_run_folder_in_training_elsewhere_is_waited_for_then_loaded(tmp_path, capsys):
+    """A second notebook on the same runs folder must not train the run again over the first one's checkpoints."""
+    config = TrainConfig(**TINY)
+    folder = train.run_folder(tmp_path, "dcgan", config)
+    other = (
+        "import sys, time, torch\n"
+        "from pathlib import Path\n"
+        "from labkit import train\n"
+        "from labkit.train import TrainConfig\n"
+        f"config = TrainConfig(**{TINY!r})\n"
+        f"folder, go = Path({str(folder)!r}), Path({str(tmp_path / 'go')!r})\n"
+        "with train.training_lock(folder):\n"
+        "    print('held', flush=True)\n"
+        "    while not go.exists():\n"
+        "        time.sleep(0.05)\n"
+        "    G, D = train.build_models(config)\n"
+        "    g = torch.Generator().manual_seed(0)\n"
+        "    train.fit(G, D, (torch.rand(64, 1, 32, 32, generator=g) * 2 - 1, torch.zeros(64, dtype=torch.long)),\n"
+        "              config, run_dir=folder)\n"
+    )
+    repo = Path(__file__).resolve().parents[1]
+    holder = subprocess.Popen([sys.executable, "-c", other], stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, "PYTHONPATH": str(repo)})
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        result = {}
+        second = threading.Thread(target=lambda: result.update(run=train.fit_or_load(config, tmp_path, data=tiny_data())))
+        second.start()
+        time.sleep(1.0)
+        assert second.is_alive() and not (folder / train.CHECKPOINT).exists(), "the second process did not wait"
+        (tmp_path / "go").touch()
+        assert holder.wait(timeout=120) == 0
+        trained = (folder / train.CHECKPOINT).stat().st_mtime_ns
+        second.join(timeout=120)
+        assert not second.is_alive()
+    finally:
+        holder.kill()
+    out = capsys.readouterr().out
+    assert "waiting: another process is training" in out and "loaded finished run" in out
+    assert (folder / train.CHECKPOINT).stat().st_mtime_ns == trained, "the waiting process trained the run again"
+    assert result["run"].loaded and result["run"].history.steps == train.load_run(folder).history.steps
