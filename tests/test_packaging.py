@@ -88,7 +88,7 @@ def test_the_version_lives_in_labkit():
 
 def test_runtime_needs_only_what_the_notebooks_import():
     deps = {Requirement(r).name.lower(): Requirement(r).specifier for r in PROJECT["dependencies"]}
-    assert set(deps) == {"torch", "torchvision", "numpy", "matplotlib", "tqdm", "ipywidgets"}
+    assert set(deps) == {"torch", "torchvision", "numpy", "matplotlib", "tqdm", "ipywidgets", "filelock"}
     assert deps["torch"] == SpecifierSet(">=2.1") and deps["torchvision"] == SpecifierSet(">=0.16")
     widgets = deps["ipywidgets"]
     assert all(v in widgets for v in ("7.6.0", "7.7.1", "7.8.5", "8.1.9")) and "9.0" not in widgets
