@@ -27,7 +27,7 @@ from . import __version__
 
 SETUP_TAG = "colab-setup"
 #: What a Colab runtime has installed already: labkit's runtime dependencies it does not reinstall.
-COLAB_PROVIDES = ("torch", "torchvision", "numpy", "matplotlib", "tqdm", "ipywidgets")
+COLAB_PROVIDES = ("torch", "torchvision", "numpy", "matplotlib", "tqdm", "ipywidgets", "filelock")  # filelock: torch needs it
 BADGE = "https://colab.research.google.com/assets/colab-badge.svg"
 _PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
 
