@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from labkit import compare, fastpath, labs, metrics, parallel, train
+from labkit import compare, fastpath, labs, metrics
 from labkit.runner import parse_params
 from labkit.train import TrainConfig
 
@@ -94,8 +94,12 @@ def variant_name(model: str, changes: dict[str, Any]) -> str:
 
 
 def plan(args: argparse.Namespace, epochs: dict[str, int],
-         changes: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, str, TrainConfig]]:
-    """``(row name, base model, config)`` for every model (and variant) at every seed, in the table's order."""
+         changes: list[tuple[str, dict[str, Any]]]) -> list[compare.Ablation]:
+    """Every model (and variant) at every seed, in the table's order.
+
+    Each run's ``name`` is its model (the run folder's name, and the targets it is held to),
+    its ``label`` the row it belongs to.
+    """
     rows = []
     for name, model, change in [(m, m, {}) for m in args.models] + [(variant_name(m, c), m, c) for m, c in changes]:
         for seed in args.seeds:
@@ -109,40 +113,30 @@ def plan(args: argparse.Namespace, epochs: dict[str, int],
                 config = config.replace(**change)
             except (TypeError, ValueError) as exc:
                 raise SystemExit(f"--change {model} {change}: {exc}") from None
-            rows.append((name, model, config))
+            rows.append(compare.Ablation(model, name, config))
     return rows
 
 
-def train_in_worker(job: tuple) -> None:
-    """A worker's part: train one run and cache its evaluation in the run folder."""
-    model, config, runs, n_eval, data_root = job
-    run = train.fit_or_load(config, runs_root=runs, name=model, data_root=data_root)
-    compare.evaluate_run(run, n=n_eval, seed=config.seed, root=data_root)
+def measure(ablation: compare.Ablation, args: argparse.Namespace, floor: dict[str, Any],
+            diverged: str | None = None) -> dict[str, Any]:
+    """Reload (or train) one row's run and evaluate it at its own seed; returns the row.
 
-
-def train_unfinished(jobs: list[tuple[str, str, TrainConfig]], args: argparse.Namespace) -> None:
-    """Train the runs not yet on disk side by side (one process per core on a CPU), longest first."""
-    todo = [(model, config) for _, model, config in jobs if not train.is_finished(config, args.runs, model)]
-    todo.sort(key=lambda job: -job[1].epochs * (job[1].n_critic + 1))  # WGAN critics train n_critic times per step
-    processes, threads = parallel.choose_workers(max(1, len(todo)), args.device)
-    if processes < 2:
-        return  # one at a time: measure() trains each in this process, with its progress bar
-    work = [(model, config, args.runs, args.n_eval, args.data_root) for model, config in todo]
-    for _ in parallel.run_jobs(train_in_worker, work, processes, threads, desc="training runs",
-                               name=lambda job: f"{job[0]} (seed {job[1].seed})"):
-        pass
-
-
-def measure(name: str, model: str, config: TrainConfig, args: argparse.Namespace,
-            floor: dict[str, Any]) -> dict[str, Any]:
-    """Train or reload one model at one seed and evaluate it; returns its row."""
-    run = train.fit_or_load(config, runs_root=args.runs, name=model, data_root=args.data_root)
-    scores = compare.evaluate_run(run, n=args.n_eval, seed=config.seed, root=args.data_root)
-    row = {"model": name, "base": model, "seed": config.seed, "epochs": config.epochs, "run_dir": str(run.run_dir),
-           "wall_time": run.history.wall_time, "images_per_second": run.history.images_per_second,
-           "fast_path": run.history.fast_path, "fid_over_floor": scores["fid"] / max(floor["fid"], 1e-12),
-           **{k: scores.get(k) for k in ("fid", "precision", "recall", "density", "coverage", "classes_covered",
-                                         "class_max_share", "label_accuracy")}}
+    ``ablation.name`` is the model (its run folder), ``ablation.label`` the row's name. A
+    run that diverged keeps its row, with no metrics and the reason, so it misses every target.
+    """
+    name, config = ablation.label, ablation.config
+    result = (compare.Result(name, None, None, diverged, ablation.name) if diverged is not None else
+              compare.run_one(ablation, args.runs, args.data_root, args.n_eval, seed=config.seed))
+    row = {"model": name, "base": ablation.name, "seed": config.seed, "epochs": config.epochs}
+    if not result.ok:
+        print(f"{name} seed {config.seed}: {result.note}", flush=True)
+        return {**row, "note": result.note}
+    run, scores = result.run, result.metrics
+    row.update({"run_dir": str(run.run_dir), "wall_time": run.history.wall_time,
+                "images_per_second": run.history.images_per_second, "fast_path": run.history.fast_path,
+                "fid_over_floor": scores["fid"] / max(floor["fid"], 1e-12),
+                **{k: scores.get(k) for k in ("fid", "precision", "recall", "density", "coverage", "classes_covered",
+                                              "class_max_share", "label_accuracy")}})
     print(f"{name} seed {config.seed}: FID {row['fid']:.2f} ({row['fid_over_floor']:.1f}x the floor), precision "
           f"{row['precision']:.3f}, recall {row['recall']:.3f}, {row['wall_time']:.0f} s of training", flush=True)
     return row
@@ -192,13 +186,13 @@ def main() -> None:
     epochs = parse_epochs(args.epochs)
     if args.n_eval < 100:
         raise SystemExit(f"--n-eval must be at least 100, got {args.n_eval}")
-    jobs = plan(args, epochs, parse_changes(args.change))
+    runs = plan(args, epochs, parse_changes(args.change))
 
     start = time.perf_counter()
     print(f"host: {fastpath.host_description()}")
-    train_unfinished(jobs, args)
+    diverged = compare.train_unfinished(runs, args.runs, args.data_root, args.n_eval, seed=None)  # each at its seed
     floor = metrics.real_floor(args.data_root, n=args.n_eval)
-    rows = [measure(name, model, config, args, floor) for name, model, config in jobs]
+    rows = [measure(run, args, floor, diverged.get(i)) for i, run in enumerate(runs)]
     table, verdicts = summarise(rows)
     floor_line = (f"real-data floor ({args.n_eval:,} real training images against the test set): FID {floor['fid']:.3f}, "
                   f"precision {floor['precision']:.3f}, recall {floor['recall']:.3f}")

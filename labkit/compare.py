@@ -260,37 +260,62 @@ def run_plan(default: Ablation, plan: list[Ablation], runs_root: str | os.PathLi
     ``curve_every`` measures each run along the way (see :func:`run_one`), on
     ``min(CURVE_SAMPLES, n_eval)`` samples with one probe for all runs.
 
-    On a CPU the runs not yet finished train side by side in worker processes, longest
-    first (:func:`labkit.parallel.choose_workers`; ``workers`` overrides it, 1 trains them
-    here one by one); each worker also caches its run's evaluation, so the results are then
-    read back in the plan's order.
+    The runs not yet finished first train side by side (:func:`train_unfinished`;
+    ``workers`` overrides the number of processes, 1 trains them here one by one), then
+    every result is read back in the plan's order.
     """
     ablations = [default, *plan]
-    todo = sorted((a for a in ablations if not train.is_finished(a.config, runs_root, a.name)),
-                  key=lambda a: -_relative_cost(a.config))
-    processes, threads = parallel.choose_workers(max(1, len(todo)), default.config.device, workers)
-    diverged: dict[int, str] = {}  # id(ablation) -> why, for runs a worker saw diverge
-    if processes > 1:
-        jobs = [(a, runs_root, data_root, n_eval, seed, curve_every) for a in todo]
-        for index, note in parallel.run_jobs(_train_in_worker, jobs, processes, threads, desc="training runs",
-                                             name=lambda job: f"{job[0].name} (seed {job[0].config.seed})"):
-            if note is not None:
-                diverged[id(todo[index])] = note
+    diverged = train_unfinished(ablations, runs_root, data_root, n_eval, seed, curve_every, workers)
     measure = _lazy_probe(n=min(CURVE_SAMPLES, n_eval), seed=seed, device=default.config.device, root=data_root)
     results = []
     for i, ablation in enumerate(ablations):
         print(f"[{i + 1}/{len(ablations)}] {ablation.name} (seed {ablation.config.seed}): {ablation.label}")
-        if id(ablation) in diverged:
-            results.append(Result(ablation.label, None, None, diverged[id(ablation)], ablation.name))
+        if i in diverged:
+            results.append(Result(ablation.label, None, None, diverged[i], ablation.name))
         else:
             results.append(run_one(ablation, runs_root, data_root, n_eval, seed, curve_every, measure))
     return results
 
 
+def train_unfinished(ablations: list[Ablation], runs_root: str | os.PathLike,
+                     data_root: str | os.PathLike | None = None, n_eval: int = 10_000, seed: int | None = 0,
+                     curve_every: int | None = None, workers: int | None = None) -> dict[int, str]:
+    """Train the runs of ``ablations`` not yet finished side by side in worker processes, longest first.
+
+    Each worker also evaluates its run (:func:`evaluate_run` on ``n_eval`` samples drawn
+    at ``seed``, or at the run's own seed when ``seed`` is None) and caches the scores in
+    the run folder, so reading the runs back afterwards is quick. Returns why each run
+    that diverged did, by its index in ``ablations``.
+
+    The pool is sized by :func:`labkit.parallel.choose_workers` (``workers`` overrides
+    it). With one process (a GPU, a single core, ``workers=1``) nothing trains here:
+    :func:`run_one` then trains each run in this process, with its progress bar.
+    """
+    todo = sorted((i for i, a in enumerate(ablations) if not train.is_finished(a.config, runs_root, a.name)),
+                  key=lambda i: -_relative_cost(ablations[i].config))
+    if not todo:
+        return {}
+    processes, threads = parallel.choose_workers(len(todo), ablations[todo[0]].config.device, workers)
+    if processes < 2:
+        return {}
+    jobs = [(ablations[i], runs_root, data_root, n_eval, ablations[i].config.seed if seed is None else seed,
+             curve_every) for i in todo]
+    diverged = {}
+    for index, note in parallel.run_jobs(_train_in_worker, jobs, processes, threads, desc="training runs",
+                                         name=lambda job: f"{job[0].name} (seed {job[0].config.seed})"):
+        if note is not None:
+            diverged[todo[index]] = note
+    return diverged
+
+
 def _relative_cost(config: TrainConfig) -> float:
-    """Training cost of a config, up to a constant: images times the nets' multiply-adds per image."""
+    """Training cost of a config, up to a constant: images times the nets' multiply-adds per image.
+
+    A step trains D ``n_critic`` times and G once, each pass through both nets, so a WGAN
+    critic at n_critic = 5 costs three times a GAN's step of the same nets.
+    """
     per_image = 768 * (config.ngf ** 2 + config.ndf ** 2) + config.nz * config.ngf  # conv layers + G's first layer
-    return config.epochs * _available(config) * per_image
+    return config.epochs * _available(config) * per_image * (config.n_critic + 1) / 2
 
 
 def _lazy_probe(**probe_args: Any):

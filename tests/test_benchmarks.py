@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -59,3 +60,16 @@ def test_quality_benchmark_refuses_a_change_that_names_no_config_field(tmp_path)
     bad_value = quality("--quick", "--change", "dcgan-default", "lr=-1", "--runs", str(tmp_path), cwd=tmp_path)
     assert bad_value.returncode != 0 and "lr" in bad_value.stderr
     assert not list(tmp_path.iterdir()), "nothing may be trained before the arguments are checked"
+
+
+def test_a_seed_that_diverged_misses_every_target_of_its_model():
+    spec = importlib.util.spec_from_file_location("quality", QUALITY)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    good = {"model": "dcgan-default", "base": "dcgan-default", "seed": 0, "epochs": 5, "precision": 0.7,
+            "recall": 0.9, "fid_over_floor": 2.0}
+    diverged = {"model": "dcgan-default", "base": "dcgan-default", "seed": 1, "epochs": 5,
+                "note": "diverged: d_loss became nan"}
+    table, verdicts = module.summarise([good, diverged])
+    assert "| dcgan-default | 5 | 0, 1 | 2.0 | 0.700 |" in table  # the seed that trained, alone
+    assert len(verdicts) == 3 and all(v["seeds_meeting"] == 1 and not v["holds"] for v in verdicts)

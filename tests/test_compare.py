@@ -255,3 +255,27 @@ def test_a_run_that_diverged_in_a_worker_is_reported_in_its_place(tmp_path, monk
     results = compare.run_plan(default, [lr], runs_root=tmp_path, workers=2)
     assert [r.name for r in results] == ["default", "lr-high"]
     assert results[0].ok and not results[1].ok and results[1].note == "diverged: d_loss became nan"
+
+
+def test_unfinished_runs_train_longest_first_counting_critic_steps_each_at_its_own_seed(tmp_path, monkeypatch):
+    base = TrainConfig(**TINY, n_train=96)  # one critic step of 5: 80 images
+    runs = [compare.Ablation("gan", "gan, 4 epochs", base.replace(epochs=4, seed=3)),
+            compare.Ablation("wgan", "critic x5, 2 epochs", base.replace(epochs=2, n_critic=5, seed=7)),
+            compare.Ablation("gan", "gan, 1 epoch", base.replace(epochs=1))]
+    sent = []
+
+    def fake_run_jobs(fn, jobs, *args, **kwargs):
+        sent.extend(jobs)
+        return iter([(i, "diverged: d_loss became nan" if job[0].name == "wgan" else None)
+                     for i, job in enumerate(jobs)])
+
+    monkeypatch.setattr(compare.parallel, "run_jobs", fake_run_jobs)
+    diverged = compare.train_unfinished(runs, tmp_path, n_eval=100, seed=None, workers=2)
+    assert [job[0].label for job in sent] == ["critic x5, 2 epochs", "gan, 4 epochs", "gan, 1 epoch"]  # 2 x 3 > 4 x 1
+    assert [job[4] for job in sent] == [7, 3, 0]  # seed=None: each run evaluated at its own seed
+    assert diverged == {1: "diverged: d_loss became nan"}  # by its place in the list given
+    sent.clear()
+    compare.train_unfinished(runs, tmp_path, n_eval=100, seed=5, workers=2)
+    assert [job[4] for job in sent] == [5, 5, 5]
+    sent.clear()
+    assert compare.train_unfinished(runs, tmp_path, workers=1) == {} and sent == []  # one process: nothing here
