@@ -5,7 +5,8 @@ DCGAN well under twice as fast as one with one thread. Runs that do not depend o
 other (question 5's ablations, every seed) therefore finish sooner as separate processes
 with one or two threads each. :func:`choose_workers` sizes the pool, :func:`run_jobs`
 runs a top-level function on each job in ``spawn``-started processes (safe in Jupyter,
-Colab and on macOS/Windows, where ``fork`` is unsafe or missing) and reports progress.
+Colab and on macOS/Windows, where ``fork`` is unsafe or missing) and reports progress:
+runs finished, and where each running one is (its worker's own progress bars, sent back).
 
 On a GPU (CUDA, MPS) the runs stay in one process: the device is already busy.
 Set ``LABKIT_WORKERS`` (or pass ``workers``) to override the choice; 1 runs in-process.
@@ -16,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
+import queue
 import sys
 import threading
 import time
@@ -23,6 +25,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from .device import resolve_device
+from . import progress as _progress
 from .progress import progress
 
 MAX_WORKERS = 4  # beyond this, memory (a copy of MNIST and the feature network each) outgrows the gain
@@ -75,21 +78,37 @@ def _exit_with_parent(parent: int) -> None:
     threading.Thread(target=watch, name="labkit-parent-watch", daemon=True).start()
 
 
-def _start_worker(threads: int, parent: int | None = None) -> None:
-    """Each worker: its share of the cores, no per-run output (the parent reports progress), and no life after its parent."""
+_job_index: int | None = None  # in a worker: the job it is running
+
+
+def _start_worker(threads: int, parent: int | None = None, reports: Any = None) -> None:
+    """Each worker: its share of the cores, no output of its own (its progress bars go to
+    ``reports``, a queue the parent reads), and no life after its parent."""
     import torch
 
     torch.set_num_threads(threads)
     os.environ["LABKIT_PROGRESS"] = "off"
     sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the worker
+    if reports is not None:
+        _progress.report_to(lambda desc, n, total: reports.put((_job_index, desc, n, total)))
     if parent is not None:
         _exit_with_parent(parent)
 
 
 def _timed(call: tuple[Callable[[Any], Any], int, Any]) -> tuple[int, Any, float]:
+    global _job_index
     fn, index, job = call
+    _job_index = index
     start = time.perf_counter()
     return index, fn(job), time.perf_counter() - start
+
+
+POLL_SECONDS = 1.0
+
+
+def _status(desc: str, n: int, total: int | None) -> str:
+    """A worker's bar in a few characters: ``epoch 2/5 40%``."""
+    return f"{desc} {100 * n / total:.0f}%" if total else f"{desc} {n}"
 
 
 def run_jobs(fn: Callable[[Any], Any], jobs: Sequence[Any], workers: int, threads: int,
@@ -109,10 +128,37 @@ def run_jobs(fn: Callable[[Any], Any], jobs: Sequence[Any], workers: int, thread
     print(f"{len(jobs)} {desc} in {workers} processes of {threads} thread{'s' if threads > 1 else ''} each", flush=True)
     context = multiprocessing.get_context("spawn")
     bar = progress(total=len(jobs), desc=desc, unit="run")
-    pool = context.Pool(workers, initializer=_start_worker, initargs=(threads, os.getpid()))
-    with contextlib.closing(bar), pool:
+    reports = context.Queue()
+    pool = context.Pool(workers, initializer=_start_worker, initargs=(threads, os.getpid(), reports))
+    running: dict[int, str] = {}  # job index -> its worker's latest report
+    finished: set[int] = set()
+    last = ""
+
+    def show(done: int) -> None:
+        while True:
+            try:
+                i, what, n, total = reports.get_nowait()
+            except queue.Empty:
+                break
+            if i is not None and i not in finished:  # a finished job's last report may arrive after its result
+                running[i] = _status(what, n, total)
+        now = "; ".join(f"{name(jobs[i])}: {status}" for i, status in sorted(running.items()))
+        bar.set_postfix({**({"now": now} if now else {}), **({"last": last} if last else {})})
+        bar.update(done)  # update(0) redraws a bar, or prints a line once its interval has passed
+
+    with contextlib.closing(bar), contextlib.closing(reports), pool:
         # `with Pool` terminates the workers on the way out, an exception included
-        for index, result, seconds in pool.imap_unordered(_timed, [(fn, i, job) for i, job in enumerate(jobs)]):
-            bar.update(1)
-            bar.set_postfix(last=f"{name(jobs[index])} {seconds:.0f}s")
+        results = pool.imap_unordered(_timed, [(fn, i, job) for i, job in enumerate(jobs)])
+        while True:
+            try:
+                index, result, seconds = results.next(timeout=POLL_SECONDS)
+            except multiprocessing.TimeoutError:
+                show(0)
+                continue
+            except StopIteration:
+                break
+            finished.add(index)
+            running.pop(index, None)
+            last = f"{name(jobs[index])} {seconds:.0f}s"
+            show(1)
             yield index, result

@@ -7,6 +7,9 @@ whose front end cannot be told — it prints plain lines instead: one at the
 start, then at most one every ``interval`` seconds, and one at the end.
 
 ``LABKIT_PROGRESS=bar|text|off`` overrides the automatic choice (see :mod:`labkit.frontend`).
+
+A worker process (:mod:`labkit.parallel`) shows nothing itself: :func:`report_to` hands
+its bars' state to a callback, and the process that started it shows them.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from .frontend import frontend
@@ -93,7 +96,28 @@ class _Silent(TextProgress):
         pass
 
 
+class _Reporting(TextProgress):
+    """Hands ``(desc, n, total)`` to the process's reporter instead of printing (see :func:`report_to`)."""
+
+    def _print(self, when: str) -> None:
+        if _reporter is not None:
+            _reporter(self.desc, self.n, self.total)
+
+
 _quiet_depth = 0
+_reporter: Callable[[str, int, int | None], None] | None = None
+REPORT_SECONDS = 2.0
+
+
+def report_to(reporter: Callable[[str, int, int | None], None] | None) -> None:
+    """From now on, :func:`progress` in this process shows nothing and calls ``reporter(desc, n, total)``
+    instead: at a bar's start, at most every :data:`REPORT_SECONDS` and at its end. ``None`` undoes it.
+
+    For worker processes, whose own output would be lost or interleaved: their parent shows
+    what they report (:func:`labkit.parallel.run_jobs`).
+    """
+    global _reporter
+    _reporter = reporter
 
 
 @contextlib.contextmanager
@@ -115,6 +139,8 @@ def progress(iterable: Iterable | None = None, total: int | None = None, desc: s
     Returns an object with tqdm's ``update``, ``set_postfix`` and ``close`` methods,
     usable as an iterator and as a context manager.
     """
+    if _reporter is not None and not _quiet_depth:
+        return _Reporting(iterable, total, desc, min(interval, REPORT_SECONDS), unit)
     mode = "off" if _quiet_depth else choose_mode()
     if mode == "bar":
         from tqdm.auto import tqdm

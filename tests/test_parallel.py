@@ -102,3 +102,37 @@ def test_jobs_run_in_separate_quiet_processes_and_errors_reach_the_caller(capsys
     assert here[0][0] == 0 and here[0][1][:2] == (16, os.getpid())
     with pytest.raises(ValueError, match="workers and threads"):
         list(parallel.run_jobs(square_or_fail, [1], workers=0, threads=1))
+
+
+def count_slowly(job):
+    """A job with a progress bar of its own, long enough for its worker to report it a few times."""
+    from labkit.progress import REPORT_SECONDS, progress
+
+    bar = progress(total=4, desc=f"counting {job}", unit="step")
+    for _ in range(4):
+        time.sleep(REPORT_SECONDS * 0.75)
+        bar.update(1)
+    bar.close()
+    return job
+
+
+def test_the_parent_shows_where_each_workers_job_is(monkeypatch):
+    shown = []
+
+    class Recorder:
+        def set_postfix(self, values=None, **kwargs):
+            shown.append(dict(values or {}, **kwargs))
+
+        def update(self, n=1):
+            pass
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(parallel, "progress", lambda **kwargs: Recorder())
+    out = dict(parallel.run_jobs(count_slowly, ["a", "b"], workers=2, threads=1, name=lambda job: f"job {job}"))
+    assert out == {0: "a", 1: "b"}
+    now = [postfix["now"] for postfix in shown if "now" in postfix]
+    assert any("job a: counting a" in line and "%" in line for line in now), shown
+    assert any("job b: counting b" in line for line in now), shown
+    assert "now" not in shown[-1] and shown[-1]["last"].startswith("job "), "finished jobs are no longer shown as running"
