@@ -24,8 +24,8 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from .device import resolve_device
 from . import progress as _progress
+from .device import resolve_device
 from .progress import progress
 
 MAX_WORKERS = 4  # beyond this, memory (a copy of MNIST and the feature network each) outgrows the gain
