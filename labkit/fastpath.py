@@ -36,7 +36,9 @@ ENV = "LABKIT_FAST_PATH"
 MIN_SPEEDUP = 1.10
 # The probe costs a few dozen steps plus the kernels' first-call compilation (seconds for
 # bf16); a run shorter than this cannot win that back, so "auto" stays on the plain path.
-MIN_STEPS_TO_PROBE = 400
+# Counted in images, not steps: a step's cost grows with its batch, so 234 steps of 512
+# (question 5's large-batch run) are worth probing as much as 938 steps of 128.
+MIN_IMAGES_TO_PROBE = 400 * 128
 
 
 @dataclass(frozen=True)
@@ -111,7 +113,7 @@ _cache: dict[tuple, str] = {}
 
 def choose(requested: str, G: nn.Module, D: nn.Module, device: torch.device, step: StepFn,
            key: tuple = (), warmup: int = 2, timed: int = 4,
-           steps: int | None = None) -> tuple[FastPath, dict[str, float]]:
+           images: int | None = None) -> tuple[FastPath, dict[str, float]]:
     """Resolve ``requested`` (a name in :data:`CHOICES`) to a :class:`FastPath`.
 
     For ``"auto"`` (unless ``LABKIT_FAST_PATH`` names a path) each candidate runs
@@ -120,7 +122,8 @@ def choose(requested: str, G: nn.Module, D: nn.Module, device: torch.device, ste
     :data:`MIN_SPEEDUP`. Returns the path and the seconds per step measured (empty
     when nothing was timed now). A decision is remembered for the process under
     ``key``, so a notebook's many runs of the same models pay for one probe.
-    A run of fewer than :data:`MIN_STEPS_TO_PROBE` ``steps`` is not probed: plain path.
+    A run that trains on fewer than :data:`MIN_IMAGES_TO_PROBE` ``images`` (all its epochs) is
+    not probed: plain path.
     The real models, their optimisers and the training random stream are never touched.
     """
     if requested not in CHOICES:
@@ -135,7 +138,7 @@ def choose(requested: str, G: nn.Module, D: nn.Module, device: torch.device, ste
         return FastPath(requested), {}
 
     options = candidates(G, D, device)
-    if options == ("off",) or (steps is not None and steps < MIN_STEPS_TO_PROBE):
+    if options == ("off",) or (images is not None and images < MIN_IMAGES_TO_PROBE):
         return FastPath("off"), {}
     cache_key = (device.type, type(G).__name__, type(D).__name__,
                  sum(p.numel() for p in G.parameters()), sum(p.numel() for p in D.parameters()), *key)

@@ -454,8 +454,8 @@ def choose_fast_path(G: nn.Module, D: nn.Module, images: torch.Tensor, labels: t
             _d_step(g, d, x, batch_labels, config, opt_d, gen, path)
         _g_step(g, d, config.batch_size, config, opt_g, gen, device, path)
 
-    steps = config.epochs * len(epoch_batches(images.shape[0], config.batch_size, config.n_critic))
-    path, timings = fastpath.choose(config.fast_path, G, D, device, probe_step, steps=steps,
+    path, timings = fastpath.choose(config.fast_path, G, D, device, probe_step,
+                                    images=config.epochs * images.shape[0],  # every epoch sees every image
                                     key=(config.batch_size, config.loss, config.n_critic, config.conditional))
     if timings:
         print(fastpath.describe(path, timings), flush=True)

@@ -76,9 +76,26 @@ def test_short_runs_are_not_probed(monkeypatch):
     monkeypatch.setattr(fastpath, "bf16_native", lambda: True)
     G, D = models()
     never = sleeper({})  # KeyError if called
-    short = fastpath.MIN_STEPS_TO_PROBE - 1
-    assert fastpath.choose("auto", G, D, torch.device("cpu"), never, steps=short) == (fastpath.FastPath("off"), {})
-    assert fastpath.choose("bf16", G, D, torch.device("cpu"), never, steps=short)[0].name == "bf16"  # asked for
+    short = fastpath.MIN_IMAGES_TO_PROBE - 1
+    assert fastpath.choose("auto", G, D, torch.device("cpu"), never, images=short) == (fastpath.FastPath("off"), {})
+    assert fastpath.choose("bf16", G, D, torch.device("cpu"), never, images=short)[0].name == "bf16"  # asked for
+
+
+def test_a_run_is_long_enough_to_probe_by_its_images_whatever_its_batch_size(monkeypatch):
+    """Two epochs of MNIST in batches of 512 are 234 steps, and as long a run as 938 steps of 128."""
+    asked = []
+
+    def choose(*args, **kwargs):
+        asked.append(kwargs["images"])
+        return fastpath.FastPath("off"), {}
+
+    monkeypatch.setattr(fastpath, "choose", choose)
+    images, labels = tiny_data(n=100)
+    for batch_size in (16, 32, 64):
+        config = TrainConfig(**{**TINY, "batch_size": batch_size, "epochs": 3})
+        train.choose_fast_path(*models(config), images, labels, config, torch.device("cpu"))
+    assert asked == [300, 300, 300]
+    assert 2 * 60_000 >= fastpath.MIN_IMAGES_TO_PROBE, "question 5's runs of two MNIST epochs are probed"
 
 
 def test_explicit_names_and_the_environment_skip_the_probe(monkeypatch):
@@ -123,7 +140,7 @@ def test_every_path_trains_close_to_the_plain_loop(name, loss):
 
 
 def test_the_probe_leaves_models_and_random_stream_untouched(monkeypatch):
-    monkeypatch.setattr(fastpath, "MIN_STEPS_TO_PROBE", 1)  # probe even this tiny run
+    monkeypatch.setattr(fastpath, "MIN_IMAGES_TO_PROBE", 1)  # probe even this tiny run
     config = TrainConfig(**TINY)
     G, D = train.build_models(config)
     auto = train.fit(G, D, tiny_data(), config)  # times the candidates first
