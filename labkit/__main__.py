@@ -107,12 +107,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     G, D = train.build_models(config)
     history = train.fit(G, D, dataset, config, run_dir=run_dir, resume=args.resume)
     nrow = 10 if config.conditional else None
-    plots.save(plots.sample_grid(history.samples[-1], nrow=nrow, title=f"after {history.epochs} epochs"),
+    plots.save(plots.sample_grid(history.samples[-1], nrow=nrow, title=f"after {plots.count(history.epochs, 'epoch')}"),
                run_dir / "samples.png")
     plots.save(plots.loss_curves(history), run_dir / "losses.png")
     plots.save(plots.d_output_curves(history, wasserstein=config.loss.startswith("wgan")), run_dir / "d_outputs.png")
     plots.save(plots.samples_over_epochs(history), run_dir / "samples_over_epochs.png")
-    print(f"run saved in {run_dir}: {history.epochs} epochs, {history.wall_time:.0f} s, "
+    print(f"run saved in {run_dir}: {plots.count(history.epochs, 'epoch')}, {history.wall_time:.0f} s, "
           f"{history.images_per_second:.0f} images/s")
     return 0
 

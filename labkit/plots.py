@@ -17,6 +17,11 @@ import torch
 from .train import History
 
 
+def count(n: int, noun: str) -> str:
+    """``n`` and ``noun``, plural unless ``n`` is 1, for titles and log lines: ``count(1, "epoch")`` is "1 epoch"."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def _axes(ax, figsize=(5, 5)):
     if ax is None:
         _, ax = plt.subplots(figsize=figsize)

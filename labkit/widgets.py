@@ -244,7 +244,7 @@ def _sample_nrow(history: History, n: int) -> int:
 def _draw_run(nz: int, history: History, n: int, ax_samples, ax_losses) -> torch.Tensor:
     images = history.samples[-1][:n]
     plots.sample_grid(images, nrow=_sample_nrow(history, len(images)), ax=ax_samples,
-                      title=f"nz = {nz}: after {history.epochs} epoch(s)")
+                      title=f"nz = {nz}: after {plots.count(history.epochs, 'epoch')}")
     if history.steps:
         plots.loss_curves(history, ax=ax_losses, title=f"nz = {nz}: losses")
     else:

@@ -63,3 +63,8 @@ def test_samples_over_epochs_rejects_unknown_epoch(history):
 def test_smoothing_is_a_moving_average():
     values = np.arange(10.0)
     assert np.allclose(plots._smooth(values, 3), np.arange(1.0, 9.0))
+
+
+def test_counts_read_as_english():
+    assert plots.count(1, "epoch") == "1 epoch"
+    assert [plots.count(n, "epoch") for n in (0, 2, 30)] == ["0 epochs", "2 epochs", "30 epochs"]
