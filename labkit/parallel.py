@@ -27,6 +27,7 @@ from typing import Any
 from . import progress as _progress
 from .device import resolve_device
 from .progress import progress
+from .tables import count
 
 MAX_WORKERS = 4  # beyond this, memory (a copy of MNIST and the feature network each) outgrows the gain
 
@@ -125,7 +126,7 @@ def run_jobs(fn: Callable[[Any], Any], jobs: Sequence[Any], workers: int, thread
         for index, job in enumerate(jobs):
             yield index, fn(job)
         return
-    print(f"{len(jobs)} {desc} in {workers} processes of {threads} thread{'s' if threads > 1 else ''} each", flush=True)
+    print(f"{len(jobs)} {desc} in {workers} processes of {count(threads, 'thread')} each", flush=True)
     context = multiprocessing.get_context("spawn")
     bar = progress(total=len(jobs), desc=desc, unit="run")
     reports = context.Queue()

@@ -14,12 +14,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
+from .tables import count  # noqa: F401  (figure titles in the notebooks: plots.count(history.epochs, "epoch"))
 from .train import History
-
-
-def count(n: int, noun: str) -> str:
-    """``n`` and ``noun``, plural unless ``n`` is 1, for titles and log lines: ``count(1, "epoch")`` is "1 epoch"."""
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _axes(ax, figsize=(5, 5)):

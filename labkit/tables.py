@@ -19,6 +19,11 @@ METRIC_KEYS = ("fid", "precision", "recall", "density", "coverage", "classes_cov
 Column = tuple[str, str, str]  # key, header, format
 
 
+def count(n: int, noun: str) -> str:
+    """``n`` and ``noun``, plural unless ``n`` is 1, for titles and log lines: ``count(1, "epoch")`` is "1 epoch"."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def cell(value: Any, fmt: str) -> str:
     """``value`` formatted with ``fmt``; a dash when missing or NaN; ``str(value)`` when the format does not fit."""
     if value is None or (isinstance(value, float) and math.isnan(value)):

@@ -34,6 +34,7 @@ from torch import nn
 from . import fastpath, losses
 from .device import DEVICES, resolve_device
 from .progress import progress
+from .tables import count
 
 CHECKPOINT = "checkpoint.pt"
 TRAINING_LOCK = ".training.lock"  # held while a process trains the run folder; the OS frees it if the process dies
@@ -763,7 +764,7 @@ def fit_or_load(config: TrainConfig | None = None, runs_root: str | Path = "runs
 
 def _load_finished(folder: Path, config: TrainConfig) -> Run:
     run = load_run(folder, device=config.device)
-    print(f"loaded finished run {folder} ({config.epochs} epochs, trained in "
+    print(f"loaded finished run {folder} ({count(config.epochs, 'epoch')}, trained in "
           f"{run.history.wall_time:.0f} s); delete the folder to train again")
     return run
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from labkit import plots, train
+from labkit import plots, tables, train
 from labkit.train import TrainConfig
 
 
@@ -68,3 +68,4 @@ def test_smoothing_is_a_moving_average():
 def test_counts_read_as_english():
     assert plots.count(1, "epoch") == "1 epoch"
     assert [plots.count(n, "epoch") for n in (0, 2, 30)] == ["0 epochs", "2 epochs", "30 epochs"]
+    assert plots.count is tables.count  # one wording for figures, tables and log lines

@@ -121,7 +121,7 @@ def test_adam_runs_fused_where_torch_has_the_kernel_with_the_same_update():
         torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
 
 
-def test_a_checkpoint_of_the_other_adam_kernel_resumes(tmp_path):
+def test_a_checkpoint_of_the_other_adam_kernel_resumes():
     """A run saved by an unfused Adam (an older labkit, or a machine without the kernel) resumes here, and back."""
     config = TrainConfig(**TINY)
     params = [torch.randn(8, 4, requires_grad=True)]
