@@ -12,6 +12,7 @@ folder the notebooks used reuses their seed-0 runs instead of training them agai
     python benchmarks/quality.py [--runs runs/quality] [--seeds 0 1] [--models dcgan-default wgan-gp]
     python benchmarks/quality.py --epochs dcgan-default=20      # the DCGAN at another length
     python benchmarks/quality.py --change dcgan-default "lr=1e-3"   # and a variant beside it, same targets
+    python benchmarks/quality.py --models --change wgan-gp "n_critic=2"  # the variant alone
     python benchmarks/quality.py --quick                         # 512 images, 1 epoch: a smoke test
 
 On a CPU the runs not yet trained train side by side in worker processes (one per core,
@@ -174,7 +175,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", default="runs/quality", help="run folder; a notebook's run_dir reuses its runs")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    parser.add_argument("--models", nargs="+", default=list(TARGETS), choices=list(NOTEBOOK_OF))
+    parser.add_argument("--models", nargs="*", default=list(TARGETS), choices=list(NOTEBOOK_OF),
+                        help="models at the notebooks' settings; none (`--models` alone) runs only the --change variants")
     parser.add_argument("--epochs", nargs="*", default=[], metavar="MODEL=EPOCHS", help="another length for a model")
     parser.add_argument("--change", nargs=2, action="append", default=[], metavar=("MODEL", "SETTINGS"),
                         help='a variant of MODEL beside it, e.g. --change dcgan-default "lr=1e-3 epochs=10"')
@@ -187,6 +189,8 @@ def main() -> None:
     if args.n_eval < 100:
         raise SystemExit(f"--n-eval must be at least 100, got {args.n_eval}")
     runs = plan(args, epochs, parse_changes(args.change))
+    if not runs:
+        raise SystemExit("nothing to measure: give --models, --change or both")
 
     start = time.perf_counter()
     print(f"host: {fastpath.host_description()}")

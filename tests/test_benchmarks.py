@@ -59,6 +59,8 @@ def test_quality_benchmark_refuses_a_change_that_names_no_config_field(tmp_path)
     assert result.returncode != 0 and "lrr=1e-3" in result.stderr and "beta1" in result.stderr
     bad_value = quality("--quick", "--change", "dcgan-default", "lr=-1", "--runs", str(tmp_path), cwd=tmp_path)
     assert bad_value.returncode != 0 and "lr" in bad_value.stderr
+    nothing = quality("--quick", "--models", "--runs", str(tmp_path), cwd=tmp_path)
+    assert nothing.returncode != 0 and "--change" in nothing.stderr
     assert not list(tmp_path.iterdir()), "nothing may be trained before the arguments are checked"
 
 
