@@ -302,7 +302,7 @@ def train_unfinished(ablations: list[Ablation], runs_root: str | os.PathLike,
              curve_every) for i in todo]
     diverged = {}
     for index, note in parallel.run_jobs(_train_in_worker, jobs, processes, threads, desc="training runs",
-                                         name=lambda job: f"{job[0].name} (seed {job[0].config.seed})"):
+                                         name=lambda job: f"{job[0].label} (seed {job[0].config.seed})"):
         if note is not None:
             diverged[todo[index]] = note
     return diverged

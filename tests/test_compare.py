@@ -262,10 +262,11 @@ def test_unfinished_runs_train_longest_first_counting_critic_steps_each_at_its_o
     runs = [compare.Ablation("gan", "gan, 4 epochs", base.replace(epochs=4, seed=3)),
             compare.Ablation("wgan", "critic x5, 2 epochs", base.replace(epochs=2, n_critic=5, seed=7)),
             compare.Ablation("gan", "gan, 1 epoch", base.replace(epochs=1))]
-    sent = []
+    sent, shown = [], []
 
-    def fake_run_jobs(fn, jobs, *args, **kwargs):
+    def fake_run_jobs(fn, jobs, *args, name=str, **kwargs):
         sent.extend(jobs)
+        shown.extend(name(job) for job in jobs)
         return iter([(i, "diverged: d_loss became nan" if job[0].name == "wgan" else None)
                      for i, job in enumerate(jobs)])
 
@@ -273,6 +274,7 @@ def test_unfinished_runs_train_longest_first_counting_critic_steps_each_at_its_o
     diverged = compare.train_unfinished(runs, tmp_path, n_eval=100, seed=None, workers=2)
     assert [job[0].label for job in sent] == ["critic x5, 2 epochs", "gan, 4 epochs", "gan, 1 epoch"]  # 2 x 3 > 4 x 1
     assert [job[4] for job in sent] == [7, 3, 0]  # seed=None: each run evaluated at its own seed
+    assert shown == ["critic x5, 2 epochs (seed 7)", "gan, 4 epochs (seed 3)", "gan, 1 epoch (seed 0)"]  # rows apart
     assert diverged == {1: "diverged: d_loss became nan"}  # by its place in the list given
     sent.clear()
     compare.train_unfinished(runs, tmp_path, n_eval=100, seed=5, workers=2)
