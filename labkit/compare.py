@@ -113,7 +113,8 @@ def _check_seeds(seeds: Any) -> tuple[int, ...]:
 
 
 def lab1_plan(base: TrainConfig, images: int, data_root: str | os.PathLike | None = None,
-              cifar: bool = True, seeds: Any = None) -> tuple[Ablation, list[Ablation], list[str]]:
+              cifar: bool = True, seeds: Any = None, lr_ablation: float | None = None,
+              base_label: str = "default") -> tuple[Ablation, list[Ablation], list[str]]:
     """The default run and the ablations of question 5, each trained on ``images`` images.
 
     Returns ``(default, ablations, skipped)``: ``skipped`` holds one message per ablation
@@ -123,11 +124,21 @@ def lab1_plan(base: TrainConfig, images: int, data_root: str | os.PathLike | Non
     ``seeds`` (default: ``base.seed`` alone) trains every run once per seed; ``default``
     is the run with the first seed, the default's other seeds open the list of ablations,
     and each run keeps its name, so :func:`summary` can average the seeds of a name.
+
+    ``lr_ablation`` is the learning rate of the learning-rate row (default: 5x ``base.lr``,
+    run ``lr-high``; a lower one is run ``lr-low``). Notebook 01 bases question 5 on a higher
+    lr than the lab's and puts the lab's in this row; ``base_label`` then names the base row.
     """
     seeds = _check_seeds(seeds if seeds is not None else (base.seed,))
+    if lr_ablation is None:
+        lr_ablation = base.lr * 5
+    if isinstance(lr_ablation, bool) or not isinstance(lr_ablation, (int, float)) or not 0 < lr_ablation < 1 \
+            or lr_ablation == base.lr:
+        raise ValueError(f"lr_ablation must be a learning rate in (0, 1) other than base.lr={base.lr:g}, "
+                         f"got {lr_ablation!r}")
     base = base.replace(seed=seeds[0])
     default_cfg = budget_config(base, images)
-    default = Ablation(DEFAULT_NAME, "default", default_cfg,
+    default = Ablation(DEFAULT_NAME, base_label, default_cfg,
                        f"nz={base.nz}, ngf={base.ngf}, ndf={base.ndf}, lr={base.lr:g}, beta1={base.beta1:g}, "
                        f"batch {base.batch_size}, {base.init} init")
     accelerator = resolve_device(base.device).type != "cpu"
@@ -144,7 +155,10 @@ def lab1_plan(base: TrainConfig, images: int, data_root: str | os.PathLike | Non
         note = (f"sized down on CPU: the lab's ngf = {LAB_WIDE[0]} / ndf = {LAB_WIDE[1]} costs about 68 minutes "
                 f"per 60k images on 2 cores; a GPU run uses them")
     candidates.append(("wide", f"wider: ngf = {wide[0]}, ndf = {wide[1]}", {"ngf": wide[0], "ndf": wide[1]}, note))
-    candidates.append(("lr-high", f"lr = {base.lr * 5:g} (5x)", {"lr": base.lr * 5}, ""))
+    ratio = lr_ablation / base.lr
+    candidates.append(("lr-high" if ratio > 1 else "lr-low",
+                       f"lr = {lr_ablation:g} ({ratio:.3g}x)" if ratio > 1 else f"lr = {lr_ablation:g} (1/{1 / ratio:.3g})",
+                       {"lr": lr_ablation}, ""))
     beta1 = 0.9 if base.beta1 != 0.9 else 0.5
     candidates.append((f"beta1-{beta1:g}", f"Adam beta1 = {beta1:g}", {"beta1": beta1}, ""))
     candidates.append(("batch-small", f"batch size {max(1, base.batch_size // 4)}",
@@ -552,6 +566,9 @@ def save_table(results: list[Result], folder: str | os.PathLike, stem: str = "ab
 # --------------------------------------------------------------------------- figure
 
 
+CURVE_NAMES = {"fid": "FID", "density": "density", "coverage": "coverage", "classes_covered": "classes >= 5 %"}
+
+
 def curve_figure(results: list[Result], keys: tuple[str, ...] = ("fid", "precision", "recall")) -> Figure:
     """Each measured run's curve (``History.curve``) against training images: one panel per key.
 
@@ -576,7 +593,8 @@ def curve_figure(results: list[Result], keys: tuple[str, ...] = ("fid", "precisi
             ax.plot(x, [point.get(key) for point in curve], styles[(len(seeds) - 1) % len(styles)],
                     color=colours[name], marker=".", lw=1.2, label=r.label if len(seeds) == 1 else None)
     for ax, key in zip(axes[0], keys):
-        ax.set(xlabel="training images", ylabel=key, title=f"{key} along training")
+        shown = CURVE_NAMES.get(key, key)
+        ax.set(xlabel="training images", ylabel=shown, title=f"{shown} along training")
         if key == "fid":
             ax.set_yscale("log")
     axes[0][-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))

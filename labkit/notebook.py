@@ -77,6 +77,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "ablations": _bool(),
     "ablation_images": _int(1),
     "ablation_seeds": _int(1, 10),
+    "ablation_lr": _float(0, 1),
     "n_eval": _int(100, 100_000),
     "n_critic": _int(1),
     "clip": _float(0),

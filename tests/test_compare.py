@@ -64,6 +64,22 @@ def test_lab1_plan_changes_one_thing_each_and_sizes_down_on_cpu(tmp_path):
     assert "nz = 10000" in compare.describe(default, plan)
 
 
+def test_lab1_plan_can_base_the_plan_on_another_lr_and_ablate_the_labs(tmp_path):
+    base = TrainConfig(device="cpu", lr=1e-3)
+    default, plan, _ = compare.lab1_plan(base, images=60_000, data_root=tmp_path, lr_ablation=2e-4,
+                                         base_label="base: lr = 0.001")
+    assert default.label == "base: lr = 0.001" and default.config.lr == 1e-3
+    lr_rows = [a for a in plan if a.config.lr != 1e-3]
+    assert [(a.name, a.label, a.config.lr) for a in lr_rows] == [("lr-low", "lr = 0.0002 (1/5)", 2e-4)]
+    assert all(a.config.lr == 1e-3 for a in plan if a.name != "lr-low")  # every other row keeps the base's lr
+    high = [a for a in compare.lab1_plan(TrainConfig(device="cpu"), images=60_000, data_root=tmp_path)[1]
+            if a.name == "lr-high"]
+    assert [(a.label, a.config.lr) for a in high] == [("lr = 0.001 (5x)", 1e-3)]
+    for bad in (0, 1.5, 1e-3, True, "2e-4"):
+        with pytest.raises(ValueError, match="lr_ablation"):
+            compare.lab1_plan(base, images=60_000, data_root=tmp_path, lr_ablation=bad)
+
+
 def test_cifar_ablation_joins_the_plan_when_its_data_is_there(tmp_path):
     folder = tmp_path / "cifar-10-batches-py"
     folder.mkdir()
@@ -201,6 +217,7 @@ def test_curves_are_measured_while_training_and_drawn(tmp_path, monkeypatch):
     assert [p["images"] for p in results[0].run.history.curve] == [16, 32, 48, 64]
     fig = compare.curve_figure(results)
     assert len(fig.axes) == 3 and fig.axes[0].get_yscale() == "log"
+    assert [ax.get_title() for ax in fig.axes] == ["FID along training", "precision along training", "recall along training"]
     assert len(fig.axes[0].lines) == 2 and fig.axes[0].lines[1].get_linestyle() == "--"  # seed 1: dashed
     with pytest.raises(ValueError, match="curve_every"):
         compare.curve_figure([compare.Result("x", tiny_run(tmp_path, "plain"), None)])

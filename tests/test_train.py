@@ -121,6 +121,32 @@ def test_adam_runs_fused_where_torch_has_the_kernel_with_the_same_update():
         torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
 
 
+@pytest.mark.parametrize("extra", [{}, {"conditional": True}, {"loss": "wgan-gp"}])
+def test_g_step_gives_g_the_gradient_of_a_plain_backward_and_leaves_d_as_it_was(extra):
+    config = TrainConfig(**TINY, **extra)
+    torch.manual_seed(0)
+    G, D = train.build_models(config)
+    frozen = next(D.parameters())
+    frozen.requires_grad_(False)  # a weight someone froze stays frozen
+    opt_g = torch.optim.SGD(G.parameters(), lr=0.0)  # lr 0: the step leaves G's weights, the gradient is kept
+    train._g_step(G, D, 8, config, opt_g, torch.Generator().manual_seed(1), torch.device("cpu"))
+    labkit_grads = [p.grad.clone() for p in G.parameters()]
+    assert all(p.grad is None for p in D.parameters())  # D's weight gradients were never computed
+    assert [p.requires_grad for p in D.parameters()] == [p is not frozen for p in D.parameters()]
+
+    # the same step written plainly, D's weights in the graph
+    gen = torch.Generator().manual_seed(1)
+    z = torch.randn(8, config.nz, generator=gen)
+    labels = torch.randint(0, config.n_classes, (8,), generator=gen) if config.conditional else None
+    fake = G(z, labels) if labels is not None else G(z)
+    out = D(fake, labels) if labels is not None else D(fake)
+    loss = train.losses.g_loss_wgan(out) if config.loss == "wgan-gp" else train.losses.g_loss_nonsaturating(out)
+    G.zero_grad(set_to_none=True)
+    loss.backward()
+    for mine, plain in zip(labkit_grads, (p.grad for p in G.parameters())):
+        torch.testing.assert_close(mine, plain, rtol=0, atol=0)
+
+
 def test_a_checkpoint_of_the_other_adam_kernel_resumes():
     """A run saved by an unfused Adam (an older labkit, or a machine without the kernel) resumes here, and back."""
     config = TrainConfig(**TINY)
