@@ -566,9 +566,6 @@ def save_table(results: list[Result], folder: str | os.PathLike, stem: str = "ab
 # --------------------------------------------------------------------------- figure
 
 
-CURVE_NAMES = {"fid": "FID", "density": "density", "coverage": "coverage", "classes_covered": "classes >= 5 %"}
-
-
 def curve_figure(results: list[Result], keys: tuple[str, ...] = ("fid", "precision", "recall")) -> Figure:
     """Each measured run's curve (``History.curve``) against training images: one panel per key.
 
@@ -592,8 +589,9 @@ def curve_figure(results: list[Result], keys: tuple[str, ...] = ("fid", "precisi
         for ax, key in zip(axes[0], keys):
             ax.plot(x, [point.get(key) for point in curve], styles[(len(seeds) - 1) % len(styles)],
                     color=colours[name], marker=".", lw=1.2, label=r.label if len(seeds) == 1 else None)
+    headers = {key: header for key, header, _ in COLUMNS}  # the tables' names: "FID", "classes >= 5 %"
     for ax, key in zip(axes[0], keys):
-        shown = CURVE_NAMES.get(key, key)
+        shown = headers.get(key, key)
         ax.set(xlabel="training images", ylabel=shown, title=f"{shown} along training")
         if key == "fid":
             ax.set_yscale("log")
