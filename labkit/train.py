@@ -273,16 +273,22 @@ class Run:
 
 def _d_step(G: nn.Module, D: nn.Module, real: torch.Tensor, labels: torch.Tensor | None, config: TrainConfig,
             opt_d: torch.optim.Optimizer, gen: torch.Generator,
-            path: fastpath.FastPath = fastpath.FastPath()) -> tuple[torch.Tensor, ...]:
-    """One discriminator (critic) update. Returns (loss, mean D(x), mean D(G(z)), penalty)."""
+            path: fastpath.FastPath = fastpath.FastPath(), keep_fake: bool = False) -> tuple[Any, ...]:
+    """One discriminator (critic) update. Returns (loss, mean D(x), mean D(G(z)), penalty, kept).
+
+    With ``keep_fake`` G's images are drawn with their graph and ``kept`` is
+    ``(fake, labels)``, for :func:`_g_step` to reuse instead of drawing a second batch;
+    otherwise they are drawn without a graph and ``kept`` is None.
+    """
     b = real.shape[0]
     z = torch.randn(b, config.nz, generator=gen).to(real.device)
     d_labels = labels if config.d_uses_labels else None
     with path.autocast(real.device):
-        with torch.no_grad():
+        with torch.set_grad_enabled(keep_fake):
             fake = G(z, labels) if labels is not None else G(z)
+        seen = fake.detach()
         real_out = (D(real, d_labels) if d_labels is not None else D(real)).float()
-        fake_out = (D(fake, d_labels) if d_labels is not None else D(fake)).float()
+        fake_out = (D(seen, d_labels) if d_labels is not None else D(seen)).float()
         penalty = real_out.new_zeros(())
         if config.loss in ("gan", "gan-minimax"):
             loss = losses.d_loss_gan(real_out, fake_out)
@@ -291,7 +297,7 @@ def _d_step(G: nn.Module, D: nn.Module, real: torch.Tensor, labels: torch.Tensor
             loss = losses.d_loss_wgan(real_out, fake_out)
             d_real, d_fake = real_out.mean(), fake_out.mean()
             if config.loss == "wgan-gp":
-                penalty, _ = losses.gradient_penalty(D, real, fake, y=d_labels, generator=gen)
+                penalty, _ = losses.gradient_penalty(D, real, seen, y=d_labels, generator=gen)
                 loss = loss + config.gp_lambda * penalty
     opt_d.zero_grad(set_to_none=True)
     loss.backward()
@@ -300,17 +306,24 @@ def _d_step(G: nn.Module, D: nn.Module, real: torch.Tensor, labels: torch.Tensor
         with torch.no_grad():
             for p in D.parameters():
                 p.clamp_(-config.clip, config.clip)
-    return loss.detach(), d_real.detach(), d_fake.detach(), penalty.detach()
+    return loss.detach(), d_real.detach(), d_fake.detach(), penalty.detach(), (fake, labels) if keep_fake else None
 
 
 def _g_step(G: nn.Module, D: nn.Module, batch_size: int, config: TrainConfig, opt_g: torch.optim.Optimizer,
             gen: torch.Generator, device: torch.device,
-            path: fastpath.FastPath = fastpath.FastPath()) -> tuple[torch.Tensor, torch.Tensor]:
-    """One generator update. Returns (loss, norm of G's gradient)."""
-    z = torch.randn(batch_size, config.nz, generator=gen).to(device)
-    labels = None
-    if config.conditional:
-        labels = torch.randint(0, config.n_classes, (batch_size,), generator=gen).to(device)
+            path: fastpath.FastPath = fastpath.FastPath(),
+            kept: tuple[torch.Tensor, torch.Tensor | None] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """One generator update. Returns (loss, norm of G's gradient).
+
+    ``kept``: the ``(fake, labels)`` the D step just drew with their graph (:func:`_d_step`
+    with ``keep_fake``). G's loss is then taken on that batch, scored by the updated D,
+    instead of on a new one.
+    """
+    fake, labels = kept if kept is not None else (None, None)
+    if fake is None:
+        z = torch.randn(batch_size, config.nz, generator=gen).to(device)
+        if config.conditional:
+            labels = torch.randint(0, config.n_classes, (batch_size,), generator=gen).to(device)
     # G's update needs D's gradient with respect to its input only. D's own weight gradients would be
     # computed and thrown away (D's next step starts from zero), so D's weights are taken out of the
     # graph for this step: G's gradient is the same, the backward pass does less work.
@@ -319,7 +332,8 @@ def _g_step(G: nn.Module, D: nn.Module, batch_size: int, config: TrainConfig, op
         p.requires_grad_(False)
     try:
         with path.autocast(device):
-            fake = G(z, labels) if labels is not None else G(z)
+            if fake is None:
+                fake = G(z, labels) if labels is not None else G(z)
             d_labels = labels if config.d_uses_labels else None
             out = (D(fake, d_labels) if d_labels is not None else D(fake)).float()
             if config.loss == "gan":
@@ -337,6 +351,25 @@ def _g_step(G: nn.Module, D: nn.Module, batch_size: int, config: TrainConfig, op
     grad_norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
     opt_g.step()
     return loss.detach(), grad_norm.detach()
+
+
+def _train_step(G: nn.Module, D: nn.Module, reals: list[tuple[torch.Tensor, torch.Tensor | None]], config: TrainConfig,
+                opt_d: torch.optim.Optimizer, opt_g: torch.optim.Optimizer, gen: torch.Generator,
+                device: torch.device, path: fastpath.FastPath) -> tuple[torch.Tensor, ...]:
+    """One step: a D update per ``(images, labels)`` batch of ``reals``, then one G update.
+
+    Returns (d_loss, g_loss, d_real, d_fake, g_grad_norm, penalty), D's values from its last
+    update. With one D update per step (``n_critic`` 1, the GAN losses' setting) G's update
+    reuses the fake batch that D was just trained on, as in pytorch/examples' DCGAN: one
+    pass of G per step instead of two, about a tenth of a default DCGAN step. A critic
+    trained several times per step (WGAN) gets a new batch for G's update, as in the
+    WGAN papers' algorithm.
+    """
+    reuse = config.n_critic == 1
+    for real, labels in reals:
+        d_loss, d_real, d_fake, penalty, kept = _d_step(G, D, real, labels, config, opt_d, gen, path, keep_fake=reuse)
+    g_loss, g_grad = _g_step(G, D, config.batch_size, config, opt_g, gen, device, path, kept=kept)
+    return d_loss, g_loss, d_real, d_fake, g_grad, penalty
 
 
 # --------------------------------------------------------------------------- helpers
@@ -492,9 +525,7 @@ def choose_fast_path(G: nn.Module, D: nn.Module, images: torch.Tensor, labels: t
                                  _make_optimizer(d.parameters(), config.lr_d or config.lr, config, device))
         opt_g, opt_d = optimizers[id(g)]
         x = path.prepare_images(real)
-        for _ in range(config.n_critic):
-            _d_step(g, d, x, batch_labels, config, opt_d, gen, path)
-        _g_step(g, d, config.batch_size, config, opt_g, gen, device, path)
+        _train_step(g, d, [(x, batch_labels)] * config.n_critic, config, opt_d, opt_g, gen, device, path)
 
     path, timings = fastpath.choose(config.fast_path, G, D, device, probe_step,
                                     images=config.epochs * images.shape[0],  # every epoch sees every image
@@ -638,11 +669,11 @@ def fit(G: nn.Module, D: nn.Module, data, config: TrainConfig | None = None, run
         pending: list[dict[str, Any]] = []  # this epoch's measured points, added to history when it ends
         bar = progress(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{config.epochs}", unit="step")
         for step, batches in enumerate(step_batches):
+            reals = []
             for start, stop in batches:
                 idx = perm[start:stop]
-                batch_labels = labels[idx] if config.conditional else None
-                d_loss, d_real, d_fake, gp = _d_step(G, D, images[idx], batch_labels, config, opt_d, gen, path)
-            g_loss, g_grad = _g_step(G, D, config.batch_size, config, opt_g, gen, device, path)
+                reals.append((images[idx], labels[idx] if config.conditional else None))
+            d_loss, g_loss, d_real, d_fake, g_grad, gp = _train_step(G, D, reals, config, opt_d, opt_g, gen, device, path)
             stats.append(torch.stack([d_loss, g_loss, d_real, d_fake, g_grad, gp]))
             bar.update()
             if step % 25 == 0 or step == steps_per_epoch - 1:

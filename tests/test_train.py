@@ -147,6 +147,59 @@ def test_g_step_gives_g_the_gradient_of_a_plain_backward_and_leaves_d_as_it_was(
         torch.testing.assert_close(mine, plain, rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("conditional", [False, True])
+def test_a_gan_step_updates_g_on_the_fake_batch_d_was_trained_on(conditional):
+    """n_critic 1: the step is pytorch/examples' DCGAN step (one G pass); compared with that loop written plainly."""
+    config = TrainConfig(**TINY, conditional=conditional)
+    real, labels = tiny_data(n=16)
+    labels = labels if conditional else None
+    models, opts = {}, {}
+    for kind in ("labkit", "plain"):
+        torch.manual_seed(0)
+        models[kind] = train.build_models(config)
+        opts[kind] = [torch.optim.SGD(net.parameters(), lr=0.05) for net in models[kind]]
+    G, D = models["labkit"]
+    opt_g, opt_d = opts["labkit"]
+    out = train._train_step(G, D, [(real, labels)], config, opt_d, opt_g, torch.Generator().manual_seed(3),
+                            torch.device("cpu"), train.fastpath.FastPath())
+
+    G, D = models["plain"]
+    opt_g, opt_d = opts["plain"]
+    gen = torch.Generator().manual_seed(3)
+    z = torch.randn(16, config.nz, generator=gen)
+    fake = G(z, labels) if conditional else G(z)
+    score = (lambda x: D(x, labels)) if conditional else D
+    loss_d = train.losses.d_loss_gan(score(real), score(fake.detach()))
+    opt_d.zero_grad()
+    loss_d.backward()
+    opt_d.step()
+    loss_g = train.losses.g_loss_nonsaturating(score(fake))
+    opt_g.zero_grad()
+    loss_g.backward()
+    opt_g.step()
+
+    assert float(out[0]) == pytest.approx(loss_d.item(), abs=1e-6)
+    assert float(out[1]) == pytest.approx(loss_g.item(), abs=1e-6)
+    for mine, plain in zip([*models["labkit"][0].parameters(), *models["labkit"][1].parameters()],
+                           [*G.parameters(), *D.parameters()]):
+        torch.testing.assert_close(mine, plain, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("loss,n_critic,g_passes", [("gan", 1, 1), ("wgan-gp", 1, 1), ("wgan", 3, 4)])
+def test_g_runs_once_a_step_unless_the_critic_trains_several_times(loss, n_critic, g_passes):
+    """One G pass per GAN step (the fake batch is reused); a WGAN step with n_critic updates draws G's own batch."""
+    config = TrainConfig(**{**TINY, "batch_size": 8}, loss=loss, n_critic=n_critic,
+                         critic_norm="none" if loss == "wgan-gp" else "batch")
+    G, D = train.build_models(config)
+    calls = []
+    G.register_forward_hook(lambda *_: calls.append(1))
+    opt_g, opt_d = torch.optim.SGD(G.parameters(), lr=0.01), torch.optim.SGD(D.parameters(), lr=0.01)
+    real, _ = tiny_data(n=8)
+    train._train_step(G, D, [(real, None)] * n_critic, config, opt_d, opt_g, torch.Generator().manual_seed(0),
+                      torch.device("cpu"), train.fastpath.FastPath())
+    assert len(calls) == g_passes
+
+
 def test_a_checkpoint_of_the_other_adam_kernel_resumes():
     """A run saved by an unfused Adam (an older labkit, or a machine without the kernel) resumes here, and back."""
     config = TrainConfig(**TINY)

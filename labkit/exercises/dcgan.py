@@ -151,10 +151,10 @@ def summarise_loss(facts: dict) -> str:
 
 def reference_train_step(G: nn.Module, D: nn.Module, real: torch.Tensor, opt_g: torch.optim.Optimizer,
                          opt_d: torch.optim.Optimizer, gen: torch.Generator) -> tuple[float, float]:
-    """One DCGAN step, labkit's answer: update D once on real and fake images, then G once.
+    """One DCGAN step, labkit's answer: update D once on real and fake images, then G once on a new batch.
 
-    The same updates as ``labkit.train.fit`` with ``loss="gan"`` (same noise draws from
-    ``gen``, same order). Returns the two losses as floats.
+    The textbook form (Goodfellow et al.'s algorithm 1), which the exercise's hints
+    describe. Returns the two losses as floats.
     """
     b = real.shape[0]
     z = torch.randn(b, G.nz, generator=gen).to(real.device)
@@ -173,7 +173,10 @@ def reference_train_step(G: nn.Module, D: nn.Module, real: torch.Tensor, opt_g: 
 
 def reuse_fake_train_step(G: nn.Module, D: nn.Module, real: torch.Tensor, opt_g: torch.optim.Optimizer,
                           opt_d: torch.optim.Optimizer, gen: torch.Generator) -> tuple[float, float]:
-    """The other correct form (pytorch/examples' DCGAN): G's step reuses the D step's fake batch."""
+    """The other correct form (pytorch/examples' DCGAN): G's step reuses the D step's fake batch.
+
+    The updates ``labkit.train.fit`` makes with ``loss="gan"`` (one G pass per step instead of two).
+    """
     z = torch.randn(real.shape[0], G.nz, generator=gen).to(real.device)
     fake = G(z)
     loss_d = losses.d_loss_gan(D(real), D(fake.detach()))
@@ -255,5 +258,5 @@ EXERCISES = (
     Exercise("dcgan-train-step", LAB, "one training step", 3, "train_step",
              "labkit.exercises.dcgan:reference_train_step", probe_train_step, compare_train_step,
              summarise_train_step, variants=("labkit.exercises.dcgan:reuse_fake_train_step",),
-             hidden=("labkit.train:_d_step", "labkit.train:_g_step"), uses=("dcgan-d-loss", "dcgan-g-loss")),
+             hidden=("labkit.train:_d_step", "labkit.train:_g_step", "labkit.train:_train_step"), uses=("dcgan-d-loss", "dcgan-g-loss")),
 )
