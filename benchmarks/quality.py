@@ -11,7 +11,7 @@ folder the notebooks used reuses their seed-0 runs instead of training them agai
 
     python benchmarks/quality.py [--runs runs/quality] [--seeds 0 1] [--models dcgan-default wgan-gp]
     python benchmarks/quality.py --epochs dcgan-default=20      # the DCGAN at another length
-    python benchmarks/quality.py --change dcgan-default "lr=1e-3"   # and a variant beside it, same targets
+    python benchmarks/quality.py --change dcgan-default "lr=1e-3 epochs=20"   # and a variant beside it, same targets
     python benchmarks/quality.py --models --change wgan-gp "n_critic=2"  # the variant alone
     python benchmarks/quality.py --quick                         # 512 images, 1 epoch: a smoke test
 
