@@ -34,7 +34,12 @@ Choices, measured here (Debian 12, kernel 6.18, bubblewrap 0.8, root, 2 cores):
 * end. bwrap's launcher exits with the command; bwrap's init in the pid namespace has
   PDEATHSIG=SIGKILL (``--die-with-parent``) and the kernel kills a pid namespace with its init. So
   the command's exit, ``kill()`` of the launcher or the caller's death ends the tree. PDEATHSIG is
-  per thread: start runs from threads that outlive them.
+  per thread: start runs from threads that outlive them. The kernel tears a namespace down in the
+  background (a fork bomb of 150 processes with torch loaded: about a second, still running), so
+  after ``kill()``, ``wait()`` returns only once the init has exited, which it does last.
+* kernels. A zmq DEALER with no peer blocks on send for ever, and jupyter_client interrupts a kernel
+  before it kills it: once a cell had written into the kernel's sockets and the kernel died,
+  shutting it down never returned. The control channel's sends give up after a second.
 * cost: 5 execs and the mounts, ~30 ms (``python -c pass``: 45 ms bare, ~75 ms sandboxed; more under
   load); ``import torch`` ~4.3 s either way.
 
@@ -48,6 +53,7 @@ processes), in a session killed as a group. It isolates nothing.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import os
@@ -214,11 +220,58 @@ def _pairs(binds: Iterable[Bind]) -> list[tuple[Path, Path]]:
     return pairs
 
 
+#: seconds to wait for a killed sandbox's processes to be gone (a fork bomb's hundreds take a few)
+TEARDOWN_SECONDS = 30.0
+
+
+def _stat(pid: int) -> list[str]:
+    """/proc/<pid>/stat's fields after the command name (state first), or [] once the pid is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return []
+
+
+def _children(pid: int) -> list[tuple[int, str]]:
+    """(pid, start time) of the processes whose parent is ``pid``: for bwrap's launcher, the sandbox's init."""
+    found = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        fields = _stat(int(entry.name))
+        if len(fields) > 19 and fields[1] == str(pid):
+            found.append((int(entry.name), fields[19]))
+    return found
+
+
+def _running(process: tuple[int, str]) -> bool:
+    """True while the process exists and has not exited (a zombie has; a reused pid is another process)."""
+    fields = _stat(process[0])
+    return len(fields) > 19 and fields[0] != "Z" and fields[19] == process[1]
+
+
+def wait_for_teardown(inits: list[tuple[int, str]], timeout: float = TEARDOWN_SECONDS) -> bool:
+    """Wait until each of the sandboxes' ``inits`` has exited; False if ``timeout`` passed first.
+
+    Killing bwrap's launcher kills its init, and the kernel then kills every process of the pid
+    namespace, but the init exits only once they all have: hundreds of processes (a fork bomb's)
+    take seconds to tear down, during which they still exist and use the CPU.
+    """
+    deadline = time.monotonic() + timeout
+    while any(_running(init) for init in inits):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 class SandboxProcess(subprocess.Popen):
-    """A Popen whose ``kill()``, ``terminate()`` and ``with``-block exit end the run's whole tree."""
+    """A Popen whose ``kill()``, ``terminate()`` and ``with``-block exit end the run's whole tree.
+
+    After ``kill()``, ``wait()`` returns once the tree is gone, not only bwrap's launcher.
+    """
 
     def __init__(self, args: list[str], *, group: bool, **kwargs: Any) -> None:
         self._group = group
+        self._killed_inits: list[tuple[int, str]] = []
         super().__init__(args, start_new_session=True, **kwargs)
 
     def kill(self) -> None:
@@ -226,7 +279,14 @@ class SandboxProcess(subprocess.Popen):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.pid, signal.SIGKILL)
         elif self.returncode is None:
+            self._killed_inits += _children(self.pid)
             super().kill()  # bwrap's launcher: its death takes the pid namespace down
+
+    def wait(self, timeout: float | None = None) -> int:
+        code = super().wait(timeout)
+        inits, self._killed_inits = self._killed_inits, []
+        wait_for_teardown(inits)
+        return code
 
     terminate = kill  # bwrap forwards no signal: a SIGTERM would end the tree as abruptly
 
@@ -381,8 +441,13 @@ class Sandbox:
         return ""
 
 
+#: how long a message to a sandboxed kernel's control channel may wait for a kernel to take it
+CONTROL_SEND_TIMEOUT_MS = 1000
+
+
 @functools.lru_cache(maxsize=None)
 def _kernel_manager_class(asynchronous: bool) -> type:
+    import zmq
     from jupyter_client import AsyncKernelManager, KernelManager
 
     class SandboxedKernelManager(AsyncKernelManager if asynchronous else KernelManager):
@@ -395,6 +460,30 @@ def _kernel_manager_class(asynchronous: bool) -> type:
             if self.sandbox.enabled:
                 os.chown(self.connection_file, UID, GID)  # written 0600 by us; the kernel reads it
             return self.sandbox.command(cmd, cwd=self._launch_args.get("cwd"))
+
+        def _connect_control_socket(self) -> None:
+            super()._connect_control_socket()
+            # a zmq DEALER with no peer blocks on send, for ever: a kernel that died, or whose connection a
+            # submission broke by writing into its sockets, has none. Shutting down first sends it an interrupt.
+            self._control_socket.sndtimeo = CONTROL_SEND_TIMEOUT_MS
+
+        async def _async_interrupt_kernel(self) -> None:
+            try:
+                await super()._async_interrupt_kernel()
+            except zmq.Again:  # nobody is listening: the kill that follows a shutdown ends the kernel anyway
+                self.log.warning("sandboxed kernel: the interrupt request found no kernel listening")
+
+        async def _async_request_shutdown(self, restart: bool = False) -> None:
+            try:
+                await super()._async_request_shutdown(restart=restart)
+            except zmq.Again:  # then _async_finish_shutdown waits its while and kills the kernel
+                self.log.warning("sandboxed kernel: the shutdown request found no kernel listening")
+
+        async def _async_kill_kernel(self, restart: bool = False) -> None:
+            process = getattr(self.provisioner, "process", None)
+            inits = _children(process.pid) if self.sandbox.enabled and process is not None else []
+            await super()._async_kill_kernel(restart=restart)
+            await asyncio.to_thread(wait_for_teardown, inits)  # shut down means no process of it is left
 
         async def _async_cleanup_resources(self, restart: bool = False) -> None:
             await super()._async_cleanup_resources(restart=restart)

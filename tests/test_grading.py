@@ -12,6 +12,9 @@ from __future__ import annotations
 import copy
 import csv
 import json
+import sys
+import threading
+import time
 from pathlib import Path
 
 import nbformat
@@ -206,3 +209,35 @@ def test_guarded_copy_stubs_every_answer_of_its_exercise_only(tmp_path):
             module, _, qualname = name.partition(":")
             text = copy_dir.joinpath(*module.split(".")[1:]).with_suffix(".py").read_text()
             assert guard.stub_message(ex) in text, name
+
+
+def test_a_feedback_run_that_never_ends_costs_its_printouts_not_the_points(monkeypatch, tmp_path):
+    from labkit.grading import grader, kernel
+
+    never = threading.Event()
+    monkeypatch.setattr(kernel, "feedback_run", lambda *a, **k: never.wait())  # e.g. a kernel that stopped replying
+    monkeypatch.setattr(grader, "FEEDBACK_GRACE", 1.0)
+    sol = nbformat.read(SOLUTIONS["01_dcgan"], as_version=4)
+    path = write(sol, tmp_path / "solution.ipynb")
+    started = time.monotonic()
+    result = grader.grade_notebook(path, cell_timeout=20, notebook_timeout=30, sandboxed=False)
+    seconds = time.monotonic() - started
+    assert seconds < 30 + 20 + 1 + 10, seconds  # the deadline, the last cell's limit and the grace, not forever
+    assert result["total"] == result["max_total"] == 13  # every probe's verdict kept
+    assert any("did not end within the submission's time limit (30 s)" in n for n in result["notes"]), result["notes"]
+    assert result["executed"] is None
+
+
+def test_a_grader_process_is_waited_for_not_what_it_left_running(tmp_path):
+    # exits at once, leaving a child in its group that holds its stdout and stderr for a minute
+    leaves = [sys.executable, "-c", "import subprocess, sys; subprocess.Popen(['sleep', '60']); sys.exit(0)"]
+    started = time.monotonic()
+    assert grading.run_grader(leaves, timeout=30) is None
+    assert time.monotonic() - started < 10
+    stuck = [sys.executable, "-c", "import sys, time; sys.stderr.write('still here'); sys.stderr.flush(); time.sleep(60)"]
+    started = time.monotonic()
+    why = grading.run_grader(stuck, timeout=3)
+    assert time.monotonic() - started < 10
+    assert why == "the grader process ran over its time limit (3 s) and was stopped"
+    assert grading.run_grader([sys.executable, "-c", "import sys; sys.exit('broken: 42')"], timeout=30) \
+        == "exit status 1: broken: 42\n"

@@ -200,6 +200,27 @@ print(subprocess.run([sys.executable, '-c', 'print(7)'], capture_output=True).st
     assert _gone(token)
 
 
+def test_a_killed_run_is_gone_when_wait_returns_even_a_fork_bomb_of_torch_processes(make):
+    """The kernel tears a killed pid namespace down in the background: a fork bomb of processes with
+    torch loaded takes about a second, during which they still run. ``wait()`` waits for that."""
+    token = f"bomb-{uuid.uuid4().hex}"
+    box = make("bomb", limits=Limits(processes=200))
+    bomb = box.popen([PY, "-c", f"""# {token}
+import os, torch
+first = os.getpid()
+while True:
+    try:
+        os.fork()
+    except OSError:
+        if os.getpid() == first:
+            open('full', 'w').write('')
+"""])
+    with bomb:
+        _wait_for(box.workdir / "full", 60)
+        assert len(_processes_with(token)) > 100
+    assert _processes_with(token) == []  # not "soon": already
+
+
 @pytest.mark.parametrize("ignore_sigxcpu", [False, True])
 def test_a_busy_loop_ends_at_its_cpu_limit(make, ignore_sigxcpu):
     code = "import signal\nsignal.signal(signal.SIGXCPU, signal.SIG_IGN)\n" if ignore_sigxcpu else ""
@@ -350,3 +371,39 @@ def test_a_sandboxed_kernel_runs_cells_and_its_tree_ends_on_shutdown(make):
     assert [c.outputs[0]["text"] for c in nb.cells] == [f"65534 {box.workdir} 1\n", "spawned\n", "True\n"]
     assert _gone(token)
     assert not km.has_kernel and not sockets.exists()
+
+
+def test_shutting_down_a_kernel_whose_sockets_a_cell_broke_does_not_wait_for_ever(make):
+    """A cell that writes into the kernel's own sockets, then the kernel's death: shutdown still returns.
+
+    The client's control socket then has no peer, and a zmq DEALER with none blocks on send; shutting
+    down sends an interrupt and a shutdown request first. Without a send timeout this waited for ever.
+    """
+    import threading
+
+    from jupyter_client.utils import run_sync
+
+    box = make(env={"OMP_NUM_THREADS": "1"})
+    km = sandbox.kernel_manager(box)
+    run_sync(km.start_kernel)()
+    kc = km.client()
+    kc.start_channels()
+    try:
+        run_sync(kc.wait_for_ready)(timeout=60)
+        kc.execute("import os\nfor fd in range(3, 64):\n    try:\n        os.write(fd, b'garbage' * 50)\n"
+                   "    except OSError:\n        pass\n")
+        time.sleep(1)
+        kernels = [pid for pid in _processes_with(km.connection_file) if os.stat(f"/proc/{pid}").st_uid == sandbox.UID]
+        assert kernels
+        for pid in kernels:  # the kernel dies (the sandbox's init with it)
+            os.kill(pid, 9)
+        time.sleep(1)
+        started = time.monotonic()
+        shutdown = threading.Thread(target=run_sync(km.shutdown_kernel), daemon=True)
+        shutdown.start()
+        shutdown.join(30)
+        assert not shutdown.is_alive(), "shutdown_kernel still waits after 30 s"
+        assert time.monotonic() - started < 15
+        assert not km.has_kernel
+    finally:
+        kc.stop_channels()

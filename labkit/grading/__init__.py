@@ -17,11 +17,14 @@ the ``grade`` extra, and the commands say which extra they need.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import os
+import signal
 import subprocess
 import sys
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -67,6 +70,36 @@ def _failed_result(name: str, path: Path, message: str, sandboxed: bool) -> dict
             "graded_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
 
 
+#: seconds a grader process may run past its submission's time limit (start-up, the feedback run's end)
+GRADER_GRACE = 300.0
+
+
+def run_grader(command: list[str], timeout: float) -> str | None:
+    """Run one grader process; None when it exits 0, else why it failed (exit status and stderr's end).
+
+    Its output goes to files, not pipes: a process it left behind that still holds them cannot
+    keep this waiting. Past ``timeout`` seconds its whole process group is killed.
+    """
+    with tempfile.TemporaryFile() as stderr:
+        proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr,
+                                start_new_session=True)
+        try:
+            code = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            code = None
+        finally:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)  # what it left running in its group goes with it
+            proc.wait()
+        if code is None:
+            return f"the grader process ran over its time limit ({timeout:g} s) and was stopped"
+        if code == 0:
+            return None
+        stderr.seek(0, os.SEEK_END)
+        stderr.seek(max(0, stderr.tell() - 800))
+        return f"exit status {code}: {stderr.read().decode('utf-8', 'replace')}"
+
+
 def grade(submissions: list[str | Path], out: str | Path, jobs: int = 1, timeout: float = 120,
           notebook_timeout: float = 900, solution: str | Path | None = None, params: dict | None = None,
           sandboxed: bool = True, feedback_run: bool = True) -> list[dict]:
@@ -90,11 +123,7 @@ def grade(submissions: list[str | Path], out: str | Path, jobs: int = 1, timeout
         command += [] if sandboxed else ["--no-sandbox"]
         command += [] if feedback_run else ["--no-feedback"]
         started = time.time()
-        try:
-            done = subprocess.run(command, capture_output=True, text=True, timeout=notebook_timeout + 300)
-            failure = None if done.returncode == 0 else f"exit status {done.returncode}: {done.stderr[-800:]}"
-        except subprocess.TimeoutExpired:
-            failure = "the grader process ran over its time limit"
+        failure = run_grader(command, timeout=notebook_timeout + GRADER_GRACE)
         target = out / "results" / f"{safe_name(name)}.json"
         if failure and not (target.is_file() and target.stat().st_mtime >= started):
             write_result(_failed_result(name, path, f"grading failed: {failure}", sandboxed), out)
@@ -117,4 +146,4 @@ def add_commands(sub: Any) -> None:
 
 
 __all__ = ["add_commands", "collect", "discover", "grade", "grade_one", "load_results",
-           "require_sandbox", "write_result"]
+           "require_sandbox", "run_grader", "write_result"]

@@ -13,7 +13,8 @@ How one submission is graded (:func:`grade_notebook`):
    in later probes, by labkit's reference of it.
 3. Beside the scoring, the submission runs in a sandboxed notebook kernel (:mod:`.kernel`),
    inside the solution's frame with small parameters, for feedback only: what its own checks
-   printed. Nothing it does changes a point.
+   printed. Nothing it does changes a point, and a run that does not end by the
+   submission's time limit (plus a grace) is left behind with a note.
 """
 
 from __future__ import annotations
@@ -21,10 +22,11 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import secrets
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from .. import exercises
 from ..exercises import Verdict
@@ -33,6 +35,39 @@ from . import answers, probes, submissions
 #: the notebooks' smallest useful parameters for the feedback run; each notebook gets those it declares
 GRADING_PARAMS: dict[str, Any] = dict(epochs=1, n_train=512, n_eval=500, ablation_images=512, batch_size=64,
                                       ablations=False)
+
+
+#: seconds the feedback run may take past the submission's deadline and its last cell's limit
+FEEDBACK_GRACE = 30.0
+
+
+class _Beside:
+    """``fn(*args, **kwargs)`` in a daemon thread: a run that never returns cannot hold the grader's exit."""
+
+    def __init__(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        self._done = threading.Event()
+        self._outcome: tuple[bool, Any] = (False, None)
+
+        def run() -> None:
+            try:
+                self._outcome = (True, fn(*args, **kwargs))
+            except BaseException as exc:  # re-raised in result(), in the caller's thread
+                self._outcome = (False, exc)
+            finally:
+                self._done.set()
+
+        threading.Thread(target=run, name=f"beside-{getattr(fn, '__name__', 'run')}", daemon=True).start()
+
+    def wait(self, timeout: float) -> bool:
+        """True once the call has returned or raised, False if ``timeout`` seconds passed first."""
+        return self._done.wait(timeout)
+
+    def result(self) -> Any:
+        """The call's return value (it must have finished); its exception is raised here."""
+        ok, value = self._outcome
+        if not ok:
+            raise value
+        return value
 
 
 def _read(path: Path) -> tuple[Any, list[str]]:
@@ -131,18 +166,26 @@ def grade_notebook(path: str | Path, student: str | None = None, solution: str |
     seed = secrets.randbelow(2**31 - 1000) if seed is None else seed
     deadline = started + notebook_timeout
     feedback = None
-    with ThreadPoolExecutor(max_workers=1) as side:
-        if feedback_run:
-            from . import kernel
+    if feedback_run:
+        from . import kernel
 
-            run_params = {**GRADING_PARAMS, **(params or {})}
-            run_params["data_root"] = str(Path(data_root or os.environ.get("LABKIT_DATA", submissions.ROOT / "data"))
-                                          .resolve())
-            feedback = side.submit(kernel.feedback_run, sol, code, run_params, cell_timeout=cell_timeout,
-                                   time_limit=notebook_timeout, sandboxed=sandboxed, threads=kernel_threads)
-        verdicts = score_all(ids, code, seed, deadline=deadline, cell_timeout=cell_timeout, sandboxed=sandboxed,
-                             workers=probe_workers)
-        printed, run_notes, executed = feedback.result() if feedback else ({}, [], None)
+        run_params = {**GRADING_PARAMS, **(params or {})}
+        run_params["data_root"] = str(Path(data_root or os.environ.get("LABKIT_DATA", submissions.ROOT / "data"))
+                                      .resolve())
+        feedback = _Beside(kernel.feedback_run, sol, code, run_params, cell_timeout=cell_timeout,
+                           time_limit=notebook_timeout, sandboxed=sandboxed, threads=kernel_threads)
+    verdicts = score_all(ids, code, seed, deadline=deadline, cell_timeout=cell_timeout, sandboxed=sandboxed,
+                         workers=probe_workers)
+    printed, run_notes, executed = {}, [], None
+    if feedback:
+        # the run checks its time limit between cells, each bounded by cell_timeout; the grace covers the
+        # last cell and the kernel's shutdown. Past it, the points stand without the run's printouts.
+        finished = feedback.wait(max(0.0, deadline - time.monotonic()) + cell_timeout + FEEDBACK_GRACE)
+        if finished:
+            printed, run_notes, executed = feedback.result()
+        else:
+            run_notes = [f"the feedback run did not end within the submission's time limit "
+                         f"({notebook_timeout:g} s): its printouts are missing, the points are not affected"]
     notes += run_notes
     flags = {}
     for ex_id in ids:
